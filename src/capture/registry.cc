@@ -1,0 +1,80 @@
+// The backend table. Adding a backend is one folder under src/capture/, one row here and, when
+// it needs a library, one CMake option.
+#include <array>
+#include <cstring>
+
+#include "capture/file/file_source.h"
+#include "capture/libpcap/pcap_source.h"
+#include "capture/source.h"
+
+namespace jarvis {
+namespace {
+
+std::string AlwaysAvailable() { return {}; }
+
+const std::array kBackends = {
+    BackendInfo{"libpcap", BackendKind::kLive,
+                "libpcap live capture (TPACKET_V3 inside on Linux), BPF filter, drops from "
+                "pcap_stats",
+                &OpenPcapLiveSource, &PcapLiveUnavailableReason},
+    BackendInfo{"file", BackendKind::kFile,
+                "pcap and pcapng files through libpcap's reader, as fast as possible or at "
+                "recorded pace",
+                &OpenFileSource, &AlwaysAvailable},
+};
+
+}  // namespace
+
+std::span<const BackendInfo> Backends() { return kBackends; }
+
+const BackendInfo* FindBackend(std::string_view name) {
+  for (const BackendInfo& b : kBackends) {
+    if (b.name == name) return &b;
+  }
+  return nullptr;
+}
+
+Result<std::unique_ptr<CaptureSource>> OpenSource(std::string_view backend,
+                                                  const SourceOptions& options) {
+  const BackendInfo* info = FindBackend(backend);
+  if (info == nullptr) {
+    std::string names;
+    for (const BackendInfo& b : kBackends) {
+      if (!names.empty()) names += ", ";
+      names += b.name;
+    }
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "unknown backend '" + std::string(backend) + "' (known: " + names + ")");
+  }
+  if (std::string why = info->unavailable_reason(); !why.empty()) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "backend '" + std::string(backend) + "' is unavailable: " + why);
+  }
+  return info->open(options);
+}
+
+std::string_view TimestampSourceName(TimestampSource s) {
+  switch (s) {
+    case TimestampSource::kKernel:
+      return "kernel";
+    case TimestampSource::kHardware:
+      return "hardware";
+    case TimestampSource::kPtp:
+      return "ptp";
+    case TimestampSource::kNtp:
+      return "ntp";
+  }
+  return "kernel";
+}
+
+Result<TimestampSource> ParseTimestampSource(std::string_view name) {
+  for (TimestampSource s : {TimestampSource::kKernel, TimestampSource::kHardware,
+                            TimestampSource::kPtp, TimestampSource::kNtp}) {
+    if (TimestampSourceName(s) == name) return s;
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "unknown timestamp source '" + std::string(name) +
+                       "' (known: kernel, hardware, ptp, ntp)");
+}
+
+}  // namespace jarvis

@@ -1,0 +1,184 @@
+#include "cli/capture_cmd.h"
+
+#include <fmt/format.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <optional>
+
+#include "capture/source.h"
+#include "cli/packet_line.h"
+#include "cli/signals.h"
+#include "decode/decoder.h"
+#include "store/pcapng_writer.h"
+
+namespace jarvis::cli {
+
+CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
+  CLI::App* cmd = app.add_subcommand(
+      "capture", "Capture packets from an interface or a file, print them or write pcapng");
+  cmd->add_option("-i,--interface", a.interface, "Interface to capture on");
+  cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
+  cmd->add_option("-w,--write", a.write_file, "Write packets to a pcapng file ('-' for stdout)");
+  cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
+  cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
+  cmd->add_option("-c,--count", a.count, "Stop after this many packets");
+  cmd->add_option("--backend", a.backend,
+                  "Capture backend (default: libpcap for -i, file for -r)");
+  cmd->add_option("-j,--timestamp-source", a.timestamp_source,
+                  "Timestamp source: kernel, hardware, ptp or ntp")
+      ->check(CLI::IsMember({"kernel", "hardware", "ptp", "ntp"}));
+  cmd->add_flag("--immediate", a.immediate, "Deliver each packet at once (no block batching)");
+  cmd->add_flag("-p,--no-promiscuous-mode", a.no_promiscuous, "Do not enter promiscuous mode");
+  cmd->add_flag("-q,--quiet", a.quiet, "Print no line per packet");
+  cmd->add_flag("-v,--verbose", a.verbose, "Print decoder counters in the summary");
+  cmd->add_option("--speed", a.speed,
+                  "With -r: replay at this multiple of the recorded pace (0: as fast as "
+                  "possible)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("filter", a.filter_words, "BPF filter expression (pcap-filter(7))");
+  return cmd;
+}
+
+namespace {
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+std::string LinkTypeName(int dlt) {
+  const char* name = pcap_datalink_val_to_name(dlt);
+  const char* desc = pcap_datalink_val_to_description(dlt);
+  return fmt::format("{} ({})", name ? name : std::to_string(dlt).c_str(), desc ? desc : "?");
+}
+
+// "1 packet" / "2 packets", as tcpdump prints them.
+std::string Packets(uint64_t n) { return fmt::format("{} packet{}", n, n == 1 ? "" : "s"); }
+
+int Fail(const std::string& msg) {
+  fmt::print(stderr, "jarvis-capture: {}\n", msg);
+  return 1;
+}
+
+}  // namespace
+
+int RunCapture(const CaptureArgs& a) {
+  const bool from_file = !a.read_file.empty();
+  if (from_file == !a.interface.empty()) {
+    fmt::print(stderr, "jarvis-capture: capture needs exactly one of -i INTERFACE or -r FILE\n");
+    return 2;
+  }
+  const std::string backend = !a.backend.empty() ? a.backend : from_file ? "file" : "libpcap";
+  const BackendInfo* info = FindBackend(backend);
+  if (info != nullptr && (info->kind == BackendKind::kFile) != from_file) {
+    fmt::print(stderr, "jarvis-capture: backend '{}' {}\n", backend,
+               from_file ? "captures live; use -i" : "reads files; use -r");
+    return 2;
+  }
+
+  SourceOptions opts;
+  opts.target = from_file ? a.read_file : a.interface;
+  opts.snaplen = a.snaplen;
+  opts.buffer_size_kib = a.buffer_kib;
+  opts.immediate = a.immediate;
+  opts.promiscuous = !a.no_promiscuous;
+  opts.filter = Join(a.filter_words);
+  opts.replay_speed = a.speed;
+  auto ts = ParseTimestampSource(a.timestamp_source);
+  if (!ts) return Fail(ts.error().message());
+  opts.timestamp_source = *ts;
+
+  auto opened = OpenSource(backend, opts);
+  if (!opened) return Fail(opened.error().message());
+  CaptureSource& src = **opened;
+
+  std::optional<PcapngWriter> writer;
+  uint32_t if_id = 0;
+  if (!a.write_file.empty()) {
+    auto w = a.write_file == "-"
+                 ? PcapngWriter::FromFd(UniqueFd(::dup(STDOUT_FILENO)), "standard output",
+                                        "jarvis-capture")
+                 : PcapngWriter::Create(a.write_file, "jarvis-capture");
+    if (!w) return Fail(w.error().message());
+    writer.emplace(std::move(*w));
+    PcapngInterface iface{src.link_type(), src.snaplen(), from_file ? "" : a.interface, ""};
+    auto id = writer->AddInterface(iface);
+    if (!id) return Fail(id.error().message());
+    if_id = *id;
+  }
+  const bool print_lines = a.write_file.empty() && !a.quiet;
+
+  if (!from_file) {
+    fmt::print(stderr, "listening on {}, link-type {}, snapshot length {} bytes\n", a.interface,
+               LinkTypeName(src.link_type()), src.snaplen());
+  }
+
+  StopOnSignals(&src);
+  PacketBatch batch;
+  DecodeCounters counters;
+  PacketMeta meta;
+  uint64_t taken = 0;
+  std::optional<Error> failure;
+  while (!StopRequested()) {
+    auto n = src.Receive(batch, std::chrono::milliseconds(200));
+    if (!n) {
+      if (n.error().code() != ErrorCode::kEndOfStream) failure = n.error();
+      break;
+    }
+    for (const PacketView& pkt : batch.packets()) {
+      if (a.count != 0 && taken == a.count) break;
+      ++taken;
+      if (writer) {
+        if (auto st = writer->WritePacket(pkt, if_id); !st) {
+          failure = st.error();
+          break;
+        }
+      }
+      if (print_lines || a.verbose) {
+        DecodeResult r = Decode(batch.link_type(), pkt, meta, counters);
+        if (print_lines) std::puts(FormatPacketLine(pkt, meta, r).c_str());
+      }
+    }
+    if (failure || (a.count != 0 && taken == a.count)) break;
+  }
+  StopOnSignals(nullptr);
+
+  if (writer) {
+    if (auto st = writer->Close(); !st && !failure) failure = st.error();
+  }
+  std::fflush(stdout);
+
+  auto stats = src.Stats();
+  fmt::print(stderr, "{} captured\n", Packets(taken));
+  if (stats) {
+    if (from_file) {
+      fmt::print(stderr, "{} read from file\n", Packets(stats->packets + stats->filtered_out));
+      fmt::print(stderr, "{} excluded by filter\n", Packets(stats->filtered_out));
+    } else {
+      fmt::print(stderr, "{} received by filter\n", Packets(stats->received_by_filter));
+      fmt::print(stderr, "{} dropped by kernel\n", Packets(stats->dropped_kernel));
+      if (stats->dropped_interface != 0) {
+        fmt::print(stderr, "{} dropped by interface\n", Packets(stats->dropped_interface));
+      }
+    }
+  } else {
+    fmt::print(stderr, "statistics unavailable: {}\n", stats.error().message());
+  }
+  if (a.verbose) {
+    counters.ForEach([](std::string_view name, std::string_view, uint64_t v) {
+      if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
+    });
+  }
+  if (failure) return Fail(failure->message());
+  return 0;
+}
+
+}  // namespace jarvis::cli

@@ -1,0 +1,35 @@
+// `jarvis-capture capture`: tcpdump's habits on top of a capture source and the pcapng writer.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace jarvis::cli {
+
+struct CaptureArgs {
+  std::string interface;       // -i
+  std::string read_file;       // -r
+  std::string write_file;      // -w ("-" is standard output)
+  uint32_t snaplen = 0;        // -s (0: whole packets)
+  uint32_t buffer_kib = 0;     // -B
+  uint64_t count = 0;          // -c (0: no limit)
+  std::string backend;         // --backend (default: libpcap live, file for -r)
+  std::string timestamp_source = "kernel";
+  bool immediate = false;
+  bool no_promiscuous = false;  // -p
+  bool quiet = false;           // -q: no per-packet lines
+  bool verbose = false;         // -v: decode counters in the summary
+  double speed = 0;             // --speed: 0 as fast as possible, 1 recorded pace
+  std::vector<std::string> filter_words;
+};
+
+// Registers the subcommand and its flags, bound to `args`.
+CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& args);
+
+// Runs the command; returns the process exit code (0 ok, 1 failure, 2 bad usage).
+int RunCapture(const CaptureArgs& args);
+
+}  // namespace jarvis::cli

@@ -1,0 +1,45 @@
+// jarvis-capture: one binary, one subcommand per job.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "capture/source.h"
+#include "cli/capture_cmd.h"
+
+namespace {
+
+int RunBackends() {
+  for (const jarvis::BackendInfo& b : jarvis::Backends()) {
+    std::string why = b.unavailable_reason();
+    fmt::print("{:<10} {:<12} {}\n", b.name, why.empty() ? "available" : "unavailable",
+               why.empty() ? std::string(b.description) : why);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"jarvis-capture: packet capture, flow metering and export"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "jarvis-capture 0.1.0");
+
+  jarvis::cli::CaptureArgs capture_args;
+  CLI::App* capture = jarvis::cli::AddCaptureCommand(app, capture_args);
+  CLI::App* backends = app.add_subcommand("backends", "List capture backends and availability");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (*capture) return jarvis::cli::RunCapture(capture_args);
+  if (*backends) return RunBackends();
+  return 2;
+}

@@ -1,0 +1,20 @@
+// One line of text per packet, in the spirit of tcpdump -n:
+//   12:00:01.123456789 IPv4 10.0.0.1.51000 > 10.0.0.2.443: TCP [S] length 60
+#pragma once
+
+#include <string>
+
+#include "core/packet.h"
+#include "decode/decoder.h"
+
+namespace jarvis::cli {
+
+std::string FormatPacketLine(const PacketView& pkt, const PacketMeta& meta, DecodeResult result);
+
+// "10.0.0.1" or "2001:db8::1" for the address bytes of a meta (ip_version 4 or 6).
+std::string FormatAddress(const uint8_t* addr, int ip_version);
+
+// "SYN|ACK" style names of TCP flag bits; empty for none.
+std::string TcpFlagNames(uint8_t flags);
+
+}  // namespace jarvis::cli

@@ -1,0 +1,78 @@
+// The packet as every stage after capture sees it: a view of bytes that some source owns.
+//
+// Ownership: a PacketView never owns its bytes. The source that filled a PacketBatch owns the
+// memory (a kernel ring block, a UMEM frame, a read buffer or a copy arena) and keeps it valid
+// until the batch is cleared or refilled, or the source is closed, whichever comes first. A
+// stage that must keep bytes longer (a recorder queue) copies them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+namespace jarvis {
+
+// Nanoseconds since the Unix epoch (UTC). Signed 64 bits covers years 1678..2262.
+using TimestampNs = int64_t;
+
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
+
+struct PacketView {
+  const uint8_t* data = nullptr;
+  uint32_t caplen = 0;   // bytes present at data
+  uint32_t wirelen = 0;  // bytes the packet had on the wire (>= caplen)
+  TimestampNs ts_ns = 0;
+  uint32_t ifindex = 0;  // kernel ifindex for live capture, 0 for files
+
+  std::span<const uint8_t> bytes() const { return {data, caplen}; }
+};
+
+// Returns ring or buffer memory to its owner when a batch is done with it. The owner decides
+// what `token` means (a block index, a frame count). A default Lease releases nothing.
+struct Lease {
+  void (*release)(void* owner, uint64_t token) = nullptr;
+  void* owner = nullptr;
+  uint64_t token = 0;
+};
+
+// A burst of packets from one source, sharing one link type.
+//
+// Thread safety: owned by one worker thread. The batch is reused across Receive() calls: a
+// source calls Reset() first, which hands the previous lease back, then appends.
+class PacketBatch {
+ public:
+  static constexpr uint32_t kMaxBurst = 256;
+
+  PacketBatch() = default;
+  PacketBatch(const PacketBatch&) = delete;
+  PacketBatch& operator=(const PacketBatch&) = delete;
+  ~PacketBatch() { Reset(); }
+
+  std::span<const PacketView> packets() const { return {views_.data(), count_}; }
+  uint32_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  bool full() const { return count_ == kMaxBurst; }
+  const PacketView& operator[](uint32_t i) const { return views_[i]; }
+
+  // libpcap DLT_* value of every packet in the batch.
+  int link_type() const { return link_type_; }
+
+  // Producer side, used by sources only.
+  void Reset() {
+    if (lease_.release != nullptr) lease_.release(lease_.owner, lease_.token);
+    lease_ = {};
+    count_ = 0;
+  }
+  void set_link_type(int dlt) { link_type_ = dlt; }
+  void set_lease(Lease lease) { lease_ = lease; }
+  // REQUIRES: !full().
+  PacketView& Append() { return views_[count_++]; }
+
+ private:
+  std::array<PacketView, kMaxBurst> views_{};
+  uint32_t count_ = 0;
+  int link_type_ = 0;
+  Lease lease_;
+};
+
+}  // namespace jarvis
