@@ -127,10 +127,12 @@ int RunCapture(const CaptureArgs& a) {
   PacketMeta meta;
   uint64_t taken = 0;
   std::optional<Error> failure;
+  bool at_end = false;
   while (!StopRequested()) {
     auto n = src.Receive(batch, std::chrono::milliseconds(200));
     if (!n) {
-      if (n.error().code() != ErrorCode::kEndOfStream) failure = n.error();
+      at_end = n.error().code() == ErrorCode::kEndOfStream;
+      if (!at_end) failure = n.error();
       break;
     }
     for (const PacketView& pkt : batch.packets()) {
@@ -160,8 +162,11 @@ int RunCapture(const CaptureArgs& a) {
   fmt::print(stderr, "{} captured\n", Packets(taken));
   if (stats) {
     if (from_file) {
-      fmt::print(stderr, "{} read from file\n", Packets(stats->packets + stats->filtered_out));
-      fmt::print(stderr, "{} excluded by filter\n", Packets(stats->filtered_out));
+      // Said only when the whole file was read: with -c the reader may be ahead of the count.
+      if (at_end) {
+        fmt::print(stderr, "{} read from file\n", Packets(stats->packets + stats->filtered_out));
+        fmt::print(stderr, "{} excluded by filter\n", Packets(stats->filtered_out));
+      }
     } else {
       fmt::print(stderr, "{} received by filter\n", Packets(stats->received_by_filter));
       fmt::print(stderr, "{} dropped by kernel\n", Packets(stats->dropped_kernel));
