@@ -2,6 +2,7 @@
 
 #include <pcap/dlt.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace jarvis {
@@ -31,16 +32,21 @@ inline uint32_t Load32(const uint8_t* p) {
 }
 
 // The decoder's walk over one packet. `off` only grows, and every read checks it against
-// `caplen` first.
+// `end` first. `end` starts as the caplen and shrinks to the end of the IP datagram once its
+// length is known, so that bytes after it (Ethernet padding, a trailer) are never read as
+// headers.
 struct Walk {
   const uint8_t* data;
-  uint32_t caplen;
-  uint32_t wirelen;
-  uint32_t off;
+  uint32_t end;
+  uint32_t wirelen;  // >= the caplen
+  uint32_t off;      // <= end
   PacketMeta& meta;
   DecodeCounters& counters;
 
-  uint32_t left() const { return caplen - off; }
+  uint32_t left() const { return end - off; }
+  // Ends the walk at the IP datagram that starts at `off` and is `l3_len` octets long.
+  // REQUIRES: off + l3_len <= wirelen.
+  void LimitToDatagram(uint32_t l3_len) { end = std::min(end, off + l3_len); }
   const uint8_t* at() const { return data + off; }
 };
 
@@ -155,7 +161,9 @@ DecodeResult DecodeEthertype(Walk& w, uint16_t type) {
 // PPP (RFC 1661) with optional HDLC address/control bytes and protocol field compression.
 DecodeResult DecodePpp(Walk& w) {
   if (w.left() >= 2 && w.at()[0] == 0xFF && w.at()[1] == 0x03) w.off += 2;
-  if (w.left() < 1) {
+  // 0xFF alone is the HDLC all-stations address cut before its control byte, not a
+  // compressed protocol field.
+  if (w.left() < 1 || (w.left() == 1 && w.at()[0] == 0xFF)) {
     ++w.counters.truncated_l2;
     return DecodeResult::kNotIp;
   }
@@ -311,6 +319,7 @@ DecodeResult DecodeIpv4(Walk& w) {
   } else {
     m.l3_len = total_len;
   }
+  w.LimitToDatagram(m.l3_len);
 
   const uint16_t frag = Load16(p + 6);
   m.more_fragments = (frag & 0x2000) != 0;
@@ -330,29 +339,10 @@ DecodeResult DecodeIpv4(Walk& w) {
   return r == DecodeResult::kOk ? partial : r;
 }
 
-DecodeResult DecodeIpv6(Walk& w) {
+// Walks the IPv6 extension header chain that starts at `w.off` with next header `next`, then
+// the transport header.
+DecodeResult DecodeIpv6Extensions(Walk& w, uint8_t next) {
   PacketMeta& m = w.meta;
-  if (w.left() < 40) {
-    ++w.counters.truncated_ipv6;
-    return DecodeResult::kNotIp;
-  }
-  const uint8_t* p = w.at();
-  if ((p[0] >> 4) != 6) {
-    ++w.counters.truncated_ipv6;
-    return DecodeResult::kMalformed;
-  }
-  m.ip_version = 6;
-  m.l3_offset = static_cast<uint16_t>(w.off);
-  std::memcpy(m.src_addr, p + 8, 16);
-  std::memcpy(m.dst_addr, p + 24, 16);
-  m.flags |= kMetaL3;
-  const uint32_t payload_len = Load16(p + 4);
-  const uint32_t wire_left = w.wirelen > w.off ? w.wirelen - w.off : 0;
-  // 0 is a jumbogram or segmentation offload: the wire length is the truth then.
-  m.l3_len = payload_len == 0 ? wire_left : 40 + payload_len;
-  uint8_t next = p[6];
-  w.off += 40;
-
   bool later_fragment = false;
   for (int n = 0;; ++n) {
     switch (next) {
@@ -412,6 +402,43 @@ DecodeResult DecodeIpv6(Walk& w) {
   }
 }
 
+DecodeResult DecodeIpv6(Walk& w) {
+  PacketMeta& m = w.meta;
+  if (w.left() < 40) {
+    ++w.counters.truncated_ipv6;
+    return DecodeResult::kNotIp;
+  }
+  const uint8_t* p = w.at();
+  if ((p[0] >> 4) != 6) {
+    ++w.counters.bad_ipv6_header;
+    return DecodeResult::kMalformed;
+  }
+  m.ip_version = 6;
+  m.l3_offset = static_cast<uint16_t>(w.off);
+  std::memcpy(m.src_addr, p + 8, 16);
+  std::memcpy(m.dst_addr, p + 24, 16);
+  m.flags |= kMetaL3;
+  const uint32_t payload_len = Load16(p + 4);
+  const uint32_t wire_left = w.wirelen > w.off ? w.wirelen - w.off : 0;
+  DecodeResult partial = DecodeResult::kOk;
+  if (payload_len == 0) {
+    // A jumbogram or segmentation offload: the wire length is the truth then.
+    m.l3_len = wire_left;
+  } else if (40 + payload_len > wire_left) {
+    // The header claims more than the frame carried: count it and report what was seen.
+    ++w.counters.bad_ipv6_header;
+    m.l3_len = wire_left;
+    m.flags |= kMetaTruncated;
+    partial = DecodeResult::kPartial;
+  } else {
+    m.l3_len = 40 + payload_len;
+  }
+  w.LimitToDatagram(m.l3_len);
+  w.off += 40;
+  DecodeResult r = DecodeIpv6Extensions(w, p[6]);
+  return r == DecodeResult::kOk ? partial : r;
+}
+
 }  // namespace
 
 DecodeCounters& DecodeCounters::operator+=(const DecodeCounters& o) {
@@ -444,8 +471,7 @@ bool IsSupportedLinkType(int link_type) {
 DecodeResult Decode(int link_type, const PacketView& pkt, PacketMeta& meta,
                     DecodeCounters& counters) {
   std::memset(&meta, 0, sizeof(meta));
-  Walk w{pkt.data, pkt.caplen, pkt.wirelen < pkt.caplen ? pkt.caplen : pkt.wirelen, 0, meta,
-         counters};
+  Walk w{pkt.data, pkt.caplen, std::max(pkt.wirelen, pkt.caplen), 0, meta, counters};
   switch (link_type) {
     case DLT_EN10MB:
       if (w.left() < 14) {

@@ -66,7 +66,9 @@ struct PacketMeta {
   uint16_t l4_offset;   // offset of the transport header; 0 when there is none
   uint16_t payload_offset;  // offset of the transport payload; 0 when unknown
   uint32_t l3_len;      // IP-layer octets as the header states them (IPv4 total length,
-                        // IPv6 40 + payload length): the NetFlow/IPFIX octet count
+                        // IPv6 40 + payload length): the NetFlow/IPFIX octet count. The
+                        // octets on the wire from the IP header on when the header says 0
+                        // (offload, jumbogram) or claims more than the wire carried.
   uint32_t frag_id;     // IPv4 identification or IPv6 fragment identification
   uint16_t frag_offset; // fragment offset in 8-octet units; 0 for a first fragment
   bool more_fragments;
@@ -89,6 +91,7 @@ struct PacketMeta {
   X(truncated_ipv4, "IPv4 headers cut short")                                        \
   X(bad_ipv4_header, "IPv4 headers with a bad version, IHL or total length")         \
   X(truncated_ipv6, "IPv6 headers cut short")                                        \
+  X(bad_ipv6_header, "IPv6 headers with a bad version or payload length")            \
   X(truncated_ipv6_ext, "IPv6 extension headers cut short")                          \
   X(too_many_ipv6_ext, "IPv6 extension header chains longer than followed")          \
   X(truncated_tcp, "TCP headers cut short")                                          \
@@ -117,7 +120,7 @@ enum class DecodeResult : uint8_t {
   kOk,         // IP found; every header up to the transport header decoded
   kPartial,    // IP found but something after it was cut short or damaged (see counters)
   kNotIp,      // no IP layer (counted in non_ip or in a truncated_l2-style counter)
-  kMalformed,  // an IP header was found but cannot be trusted (counted in bad_ipv4_header)
+  kMalformed,  // an IP header was found but cannot be trusted (bad_ipv4_header/bad_ipv6_header)
 };
 
 // Decodes `pkt` whose link layer is the libpcap DLT `link_type`. Always writes `meta`.
