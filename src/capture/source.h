@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@ struct SourceOptions {
   std::string filter;                 // BPF filter expression (pcap-filter(7)); empty = all
   TimestampSource timestamp_source = TimestampSource::kKernel;
   double replay_speed = 0;            // file only: 0 as fast as possible, 1.0 recorded pace
+  bool force_libpcap_reader = false;  // file only: skip the fast classic-pcap reader
 };
 
 constexpr uint32_t kMaxSnaplen = 262144;
@@ -69,6 +71,10 @@ class CaptureSource {
 
   // Makes a blocked Receive() return soon. Thread safety: any thread; async-signal-safe.
   virtual void Interrupt() = 0;
+
+  // For a finite source, the fraction of its input consumed so far (0..1); nullopt for live
+  // sources. Thread safety: the thread that calls Receive().
+  virtual std::optional<double> Progress() const { return std::nullopt; }
 
   // libpcap DLT_* value of the packets this source delivers.
   virtual int link_type() const = 0;

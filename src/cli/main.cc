@@ -4,6 +4,7 @@
 
 #include "capture/source.h"
 #include "cli/capture_cmd.h"
+#include "cli/flows_cmd.h"
 
 namespace {
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
 
   jarvis::cli::CaptureArgs capture_args;
   CLI::App* capture = jarvis::cli::AddCaptureCommand(app, capture_args);
+  jarvis::cli::FlowsArgs flows_args;
+  CLI::App* flows = jarvis::cli::AddFlowsCommand(app, flows_args);
   CLI::App* backends = app.add_subcommand("backends", "List capture backends and availability");
 
   try {
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (*capture) return jarvis::cli::RunCapture(capture_args);
+  if (*flows) return jarvis::cli::RunFlows(flows_args);
   if (*backends) return RunBackends();
   return 2;
 }

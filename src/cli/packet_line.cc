@@ -5,26 +5,9 @@
 
 #include <ctime>
 
+#include "flow/flow_record.h"
+
 namespace jarvis::cli {
-
-std::string FormatAddress(const uint8_t* addr, int ip_version) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(ip_version == 6 ? AF_INET6 : AF_INET, addr, buf, sizeof buf);
-  return buf;
-}
-
-std::string TcpFlagNames(uint8_t flags) {
-  static constexpr const char* kNames[8] = {"FIN", "SYN", "RST", "PSH",
-                                            "ACK", "URG", "ECE", "CWR"};
-  std::string out;
-  for (int i = 0; i < 8; ++i) {
-    if (flags & (1u << i)) {
-      if (!out.empty()) out += '|';
-      out += kNames[i];
-    }
-  }
-  return out;
-}
 
 namespace {
 
@@ -69,8 +52,8 @@ std::string FormatPacketLine(const PacketView& pkt, const PacketMeta& meta, Deco
     line += fmt::format(", length {}", pkt.wirelen);
     return line;
   }
-  const std::string src = FormatAddress(meta.src_addr, meta.ip_version);
-  const std::string dst = FormatAddress(meta.dst_addr, meta.ip_version);
+  const std::string src = AddressString(meta.src_addr, meta.ip_version);
+  const std::string dst = AddressString(meta.dst_addr, meta.ip_version);
   line += meta.ip_version == 6 ? " IPv6 " : " IPv4 ";
   if (meta.has(kMetaPorts) && meta.protocol != kProtoIcmp && meta.protocol != kProtoIcmpv6) {
     line += fmt::format("{}.{} > {}.{}: {}", src, meta.src_port, dst, meta.dst_port,
@@ -81,7 +64,7 @@ std::string FormatPacketLine(const PacketView& pkt, const PacketMeta& meta, Deco
       line += fmt::format(" type {} code {}", meta.dst_port >> 8, meta.dst_port & 0xFF);
     }
   }
-  if (meta.has(kMetaTcpFlags)) line += " [" + TcpFlagNames(meta.tcp_flags) + "]";
+  if (meta.has(kMetaTcpFlags)) line += " [" + TcpFlagsString(meta.tcp_flags) + "]";
   if (meta.has(kMetaFragment)) {
     line += fmt::format(" frag id {} offset {}{}", meta.frag_id, meta.frag_offset * 8,
                         meta.more_fragments ? "+" : "");

@@ -11,10 +11,4 @@ namespace jarvis::cli {
 
 std::string FormatPacketLine(const PacketView& pkt, const PacketMeta& meta, DecodeResult result);
 
-// "10.0.0.1" or "2001:db8::1" for the address bytes of a meta (ip_version 4 or 6).
-std::string FormatAddress(const uint8_t* addr, int ip_version);
-
-// "SYN|ACK" style names of TCP flag bits; empty for none.
-std::string TcpFlagNames(uint8_t flags);
-
 }  // namespace jarvis::cli

@@ -1,14 +1,17 @@
 #include "capture/file/file_source.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <optional>
 #include <thread>
 
+#include "capture/file/pcap_fast_reader.h"
 #include "capture/pcap_common.h"
 
 namespace jarvis {
@@ -16,17 +19,113 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kArenaBytes = 4 << 20;
+// Reads through libpcap: pcapng, and every pcap variant the fast reader leaves alone.
+// libpcap reuses one buffer per packet, so Take() copies into an arena that lives as long as
+// the batch.
+class LibpcapReader {
+ public:
+  static constexpr size_t kArenaBytes = 4 << 20;
 
+  LibpcapReader(PcapHandle pcap, std::string path, off_t file_size)
+      : pcap_(std::move(pcap)), path_(std::move(path)), file_size_(file_size),
+        arena_(kArenaBytes) {}
+
+  pcap_t* handle() const { return pcap_.get(); }
+  int link_type() const { return pcap_datalink(pcap_.get()); }
+  uint32_t snaplen() const {
+    return static_cast<uint32_t>(std::max(pcap_snapshot(pcap_.get()), 0));
+  }
+  bool at_end() const { return at_end_; }
+
+  // Called at the start of every batch: copies of the previous batch are no longer needed.
+  void StartBatch() { arena_.Clear(); }
+
+  Result<const PacketView*> Peek(bool /*may_refill*/) {
+    if (have_) return &view_;
+    pcap_pkthdr* hdr;
+    const u_char* data;
+    const int rc = pcap_next_ex(pcap_.get(), &hdr, &data);
+    if (rc == PCAP_ERROR_BREAK) {
+      at_end_ = true;
+      return nullptr;
+    }
+    if (rc != 1) return MakeError(ErrorCode::kCorruptData, pcap_geterr(pcap_.get()));
+    view_ = {data, hdr->caplen, hdr->len, PcapNanos(*hdr), 0};
+    have_ = true;
+    return &view_;
+  }
+
+  // Makes the peeked packet's bytes outlive the next Peek(): copies them into the arena. When
+  // the arena is full, the packet can still go out uncopied as the last of its batch, since
+  // libpcap's buffer stays valid until the next pcap_next_ex() (after the batch is reset).
+  // Returns false when it can do neither and the batch must end first.
+  bool Take(PacketView& v, bool batch_empty, bool& last_in_batch) {
+    if (v.caplen <= arena_.free()) {
+      v.data = arena_.Copy(v.data, v.caplen);
+      last_in_batch = false;
+      return true;
+    }
+    last_in_batch = true;
+    return batch_empty;
+  }
+  void Consume() { have_ = false; }
+  uint32_t FillFromBuffer(PacketBatch&) { return 0; }  // every packet needs a copy
+
+  std::optional<double> Progress() const {
+    const long pos = std::ftell(pcap_file(pcap_.get()));
+    if (pos < 0 || file_size_ <= 0) return std::nullopt;
+    return std::min(1.0, static_cast<double>(pos) / static_cast<double>(file_size_));
+  }
+
+ private:
+  PcapHandle pcap_;
+  std::string path_;
+  off_t file_size_;
+  CopyArena arena_;
+  PacketView view_;
+  bool have_ = false;
+  bool at_end_ = false;
+};
+
+// The fast reader's views point into its read buffer, which only moves on a refill, and a
+// refill is only allowed when the batch is empty: nothing to copy.
+class FastReader {
+ public:
+  explicit FastReader(std::unique_ptr<PcapFastReader> r) : r_(std::move(r)) {
+    dead_.reset(pcap_open_dead(r_->link_type(), static_cast<int>(r_->snaplen())));
+  }
+  pcap_t* handle() const { return dead_.get(); }
+  int link_type() const { return r_->link_type(); }
+  uint32_t snaplen() const { return r_->snaplen(); }
+  bool at_end() const { return r_->at_end(); }
+  void StartBatch() {}
+  Result<const PacketView*> Peek(bool may_refill) { return r_->Peek(may_refill); }
+  bool Take(PacketView&, bool, bool& last_in_batch) {
+    last_in_batch = false;
+    return true;
+  }
+  void Consume() { r_->Consume(); }
+  uint32_t FillFromBuffer(PacketBatch& batch) { return r_->FillFromBuffer(batch); }
+  std::optional<double> Progress() const {
+    if (r_->file_size() <= 0) return std::nullopt;
+    return static_cast<double>(r_->position()) / static_cast<double>(r_->file_size());
+  }
+
+ private:
+  std::unique_ptr<PcapFastReader> r_;
+  PcapHandle dead_;  // for compiling the filter against the file's link type
+};
+
+// Filtering, pacing, snaplen and counting, written once over either reader.
+template <class Reader>
 class FileSource final : public CaptureSource {
  public:
-  FileSource(PcapHandle pcap, std::string path, const SourceOptions& options)
-      : pcap_(std::move(pcap)),
+  FileSource(Reader reader, std::string path, const SourceOptions& options)
+      : reader_(std::move(reader)),
         path_(std::move(path)),
         replay_speed_(options.replay_speed),
-        link_type_(pcap_datalink(pcap_.get())),
-        snaplen_(static_cast<uint32_t>(std::max(pcap_snapshot(pcap_.get()), 0))),
-        arena_(kArenaBytes) {
+        link_type_(reader_.link_type()),
+        snaplen_(reader_.snaplen()) {
     // -s with -r cuts what is handed out, as if the file had been captured with that snaplen.
     if (options.snaplen != 0 && (snaplen_ == 0 || options.snaplen < snaplen_)) {
       snaplen_ = options.snaplen;
@@ -34,64 +133,58 @@ class FileSource final : public CaptureSource {
     }
   }
 
-  Status SetFilter(const std::string& expr) { return filter_.Compile(pcap_.get(), expr); }
+  Status SetFilter(const std::string& expr) { return filter_.Compile(reader_.handle(), expr); }
 
   Result<uint32_t> Receive(PacketBatch& batch, std::chrono::milliseconds timeout) override {
     batch.Reset();
     batch.set_link_type(link_type_);
-    arena_.Clear();
+    reader_.StartBatch();
     if (pending_error_) {
       Error e = std::move(*pending_error_);
       pending_error_.reset();
       return std::unexpected(std::move(e));
     }
-    if (at_end_) return MakeError(ErrorCode::kEndOfStream, path_ + ": end of file");
+    if (reader_.at_end()) return EndOfFile();
     const Clock::time_point deadline = Clock::now() + timeout;
-    uint64_t bytes = 0, wire_bytes = 0, excluded = 0;
+    uint64_t excluded = 0;
 
+    // With nothing to filter, pace or cut, take whole records straight from the reader.
+    if (filter_.empty() && replay_speed_ <= 0 && !cut_to_snaplen_) reader_.FillFromBuffer(batch);
     while (!batch.full()) {
-      if (!have_pending_) {
-        int rc = pcap_next_ex(pcap_.get(), &hdr_, &data_);
-        if (rc == PCAP_ERROR_BREAK) {
-          at_end_ = true;
-          break;
-        }
-        if (rc != 1) {
-          // A record cut short or unreadable: everything before it has been delivered.
-          truncated_records_.store(1, std::memory_order_relaxed);
-          pending_error_ = Error(ErrorCode::kCorruptData,
-                                 path_ + ": " + pcap_geterr(pcap_.get()) + " (after " +
-                                     std::to_string(packets_.load() + batch.size()) +
-                                     " complete packets)");
-          break;
-        }
-        if (!filter_.Matches(*hdr_, data_)) {
+      auto peeked = reader_.Peek(batch.empty());
+      if (!peeked) {
+        // A record cut short or unreadable: everything before it goes out first.
+        truncated_records_.store(1, std::memory_order_relaxed);
+        pending_error_ = Error(ErrorCode::kCorruptData,
+                               path_ + ": " + peeked.error().message() + " (after " +
+                                   std::to_string(packets_.load() + batch.size()) +
+                                   " complete packets)");
+        break;
+      }
+      if (*peeked == nullptr) break;  // end of file, or the buffer needs the batch done
+      PacketView v = **peeked;
+      if (cut_to_snaplen_ && v.caplen > snaplen_) v.caplen = snaplen_;
+      if (!filter_.empty()) {
+        pcap_pkthdr h{};
+        h.caplen = v.caplen;
+        h.len = v.wirelen;
+        if (!filter_.Matches(h, v.data)) {
           ++excluded;
+          reader_.Consume();
           continue;
         }
-        have_pending_ = true;
       }
-      if (replay_speed_ > 0 && !Due(deadline, batch.empty())) break;
-      const uint32_t caplen = cut_to_snaplen_ ? std::min(hdr_->caplen, snaplen_) : hdr_->caplen;
-      const uint8_t* bytes_at = data_;
-      if (caplen > arena_.free()) {
-        // libpcap's buffer stays valid until the next pcap_next_ex(), which happens only after
-        // this batch is reset, so an oversized record can go out uncopied as the batch's last.
-        if (!batch.empty()) break;
-      } else {
-        bytes_at = arena_.Copy(data_, caplen);
-      }
-      PacketView& v = batch.Append();
-      v.data = bytes_at;
-      v.caplen = caplen;
-      v.wirelen = hdr_->len;
-      v.ts_ns = PcapNanos(*hdr_);
-      v.ifindex = 0;
-      bytes += caplen;
-      wire_bytes += hdr_->len;
-      have_pending_ = false;
-      if (bytes_at == data_) break;
-      if (interrupted_.load(std::memory_order_relaxed)) break;
+      if (replay_speed_ > 0 && !Due(v.ts_ns, deadline, batch.empty())) break;
+      bool last = false;
+      if (!reader_.Take(v, batch.empty(), last)) break;
+      batch.Append() = v;
+      reader_.Consume();
+      if (last || interrupted_.load(std::memory_order_relaxed)) break;
+    }
+    uint64_t bytes = 0, wire_bytes = 0;
+    for (const PacketView& p : batch.packets()) {
+      bytes += p.caplen;
+      wire_bytes += p.wirelen;
     }
     packets_.fetch_add(batch.size(), std::memory_order_relaxed);
     bytes_.fetch_add(bytes, std::memory_order_relaxed);
@@ -99,7 +192,7 @@ class FileSource final : public CaptureSource {
     filtered_out_.fetch_add(excluded, std::memory_order_relaxed);
     if (batch.empty()) {
       if (pending_error_) return Receive(batch, timeout);
-      if (at_end_) return MakeError(ErrorCode::kEndOfStream, path_ + ": end of file");
+      if (reader_.at_end()) return EndOfFile();
     }
     return batch.size();
   }
@@ -117,15 +210,22 @@ class FileSource final : public CaptureSource {
   }
 
   void Interrupt() override { interrupted_.store(true, std::memory_order_relaxed); }
+  std::optional<double> Progress() const override {
+    if (reader_.at_end()) return 1.0;
+    return reader_.Progress();
+  }
   int link_type() const override { return link_type_; }
   uint32_t snaplen() const override { return snaplen_; }
   std::string_view backend_name() const override { return "file"; }
 
  private:
-  // Recorded-pace replay: true when the pending packet is due. Sleeps for it when the batch is
-  // empty and the packet falls due before `deadline`.
-  bool Due(Clock::time_point deadline, bool batch_empty) {
-    const TimestampNs ts = PcapNanos(*hdr_);
+  std::unexpected<Error> EndOfFile() const {
+    return MakeError(ErrorCode::kEndOfStream, path_ + ": end of file");
+  }
+
+  // Recorded-pace replay: true when a packet stamped `ts` is due. Sleeps for it when the batch
+  // is empty and the packet falls due before `deadline`.
+  bool Due(TimestampNs ts, Clock::time_point deadline, bool batch_empty) {
     if (!started_) {
       started_ = true;
       first_ts_ = ts;
@@ -142,26 +242,18 @@ class FileSource final : public CaptureSource {
         return false;
       }
       // Sleep in short steps so Interrupt() is honoured promptly.
-      std::this_thread::sleep_for(
-          std::min({due - now, deadline - now,
-                    Clock::duration(std::chrono::milliseconds(50))}));
+      std::this_thread::sleep_for(std::min(
+          {due - now, deadline - now, Clock::duration(std::chrono::milliseconds(50))}));
     }
   }
 
-  PcapHandle pcap_;
+  Reader reader_;
   std::string path_;
   double replay_speed_;
   int link_type_;
   uint32_t snaplen_;
   bool cut_to_snaplen_ = false;
   BpfProgram filter_;
-  CopyArena arena_;
-
-  // The record pcap_next_ex() returned last; valid until the next call.
-  pcap_pkthdr* hdr_ = nullptr;
-  const u_char* data_ = nullptr;
-  bool have_pending_ = false;
-  bool at_end_ = false;
   std::optional<Error> pending_error_;
 
   bool started_ = false;
@@ -172,6 +264,14 @@ class FileSource final : public CaptureSource {
   std::atomic<uint64_t> packets_{0}, bytes_{0}, wire_bytes_{0}, filtered_out_{0},
       truncated_records_{0};
 };
+
+template <class Reader>
+Result<std::unique_ptr<CaptureSource>> Finish(Reader reader, const std::string& path,
+                                              const SourceOptions& options) {
+  auto src = std::make_unique<FileSource<Reader>>(std::move(reader), path, options);
+  if (auto st = src->SetFilter(options.filter); !st) return std::unexpected(st.error());
+  return std::unique_ptr<CaptureSource>(std::move(src));
+}
 
 }  // namespace
 
@@ -185,6 +285,17 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
   if (S_ISDIR(st.st_mode)) return MakeError(ErrorCode::kInvalidArgument, path + ": is a directory");
 
+  if (!options.force_libpcap_reader && S_ISREG(st.st_mode)) {
+    uint8_t header[24] = {};
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd && ::pread(fd.get(), header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+        PcapFastReader::CanRead(header, sizeof header)) {
+      auto fast = PcapFastReader::Open(path);
+      if (!fast) return std::unexpected(fast.error());
+      return Finish(FastReader(std::move(*fast)), path, options);
+    }
+  }
+
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   PcapHandle p(
       pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
@@ -195,9 +306,7 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
     if (::access(path.c_str(), R_OK) != 0) code = ErrorCode::kPermissionDenied;
     return MakeError(code, path + ": cannot read capture file: " + errbuf);
   }
-  auto src = std::make_unique<FileSource>(std::move(p), path, options);
-  if (auto st2 = src->SetFilter(options.filter); !st2) return std::unexpected(st2.error());
-  return std::unique_ptr<CaptureSource>(std::move(src));
+  return Finish(LibpcapReader(std::move(p), path, st.st_size), path, options);
 }
 
 }  // namespace jarvis

@@ -1,0 +1,222 @@
+#include "cli/flows_cmd.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <optional>
+
+#include "capture/source.h"
+#include "cli/signals.h"
+#include "flow/flow_format.h"
+#include "flow/flow_worker.h"
+
+namespace jarvis::cli {
+
+CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
+  CLI::App* cmd = app.add_subcommand(
+      "flows", "Meter packets into bidirectional flows and print the finished flows");
+  cmd->add_option("-i,--interface", a.interface, "Interface to capture on");
+  cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
+  cmd->add_option("--backend", a.backend,
+                  "Capture backend (default: libpcap for -i, file for -r)");
+  cmd->add_option("--format", a.format, "Output: table, csv or json (one object per line)")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  cmd->add_option("--idle-timeout", a.idle_timeout, "Seconds without packets that end a flow")
+      ->check(CLI::Range(1u, 86400u));
+  cmd->add_option("--active-timeout", a.active_timeout,
+                  "Seconds after which a long flow is exported and goes on")
+      ->check(CLI::Range(1u, 86400u));
+  cmd->add_option("--table-size", a.table_size, "Concurrent flows the table holds")
+      ->check(CLI::Range(1u, 100000000u));
+  cmd->add_option("--workers", a.workers, "Flow worker threads")->check(CLI::Range(1u, 64u));
+  cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
+  cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
+  cmd->add_option("-c,--count", a.count, "Stop after this many packets");
+  cmd->add_flag("--no-progress", a.no_progress, "No progress line on a terminal");
+  cmd->add_flag("--stats", a.stats, "Print meter and decoder counters to stderr at the end");
+  cmd->add_option("filter", a.filter_words, "BPF filter expression (pcap-filter(7))");
+  return cmd;
+}
+
+namespace {
+
+// Formats records as they finish and writes them to standard output in large chunks.
+class PrintSink final : public FlowSink {
+ public:
+  explicit PrintSink(FlowFormat format) : format_(format) {
+    out_.reserve(kChunk + 4096);
+    if (format_ == FlowFormat::kCsv) {
+      out_ += FlowFieldNames();
+      out_ += '\n';
+    } else if (format_ == FlowFormat::kTable) {
+      out_ += FlowTableHeader();
+      out_ += '\n';
+    }
+  }
+  ~PrintSink() override { Flush(); }
+
+  void OnFlows(std::span<const FlowRecord> records) override {
+    for (const FlowRecord& r : records) {
+      switch (format_) {
+        case FlowFormat::kJson:
+          AppendFlowJson(r, out_);
+          break;
+        case FlowFormat::kCsv:
+          AppendFlowCsv(r, out_);
+          break;
+        case FlowFormat::kTable:
+          AppendFlowTableRow(r, out_);
+          break;
+      }
+      out_ += '\n';
+      ++flows_;
+    }
+    if (out_.size() >= kChunk) Flush();
+  }
+
+  bool Flush() {
+    if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) {
+      ok_ = false;
+    }
+    out_.clear();
+    return std::fflush(stdout) == 0 && ok_;
+  }
+  uint64_t flows() const { return flows_; }
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  FlowFormat format_;
+  std::string out_;
+  uint64_t flows_ = 0;
+  bool ok_ = true;
+};
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
+
+TimestampNs WallClockNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<TimestampNs>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
+}
+
+// One line on a terminal, rewritten in place: percent of the file, rate, flows.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled) : enabled_(enabled) {}
+  void Update(const CaptureSource& src, uint64_t packets, uint32_t active_flows,
+              uint64_t finished) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(500)) return;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    std::string pct;
+    if (auto p = src.Progress()) pct = fmt::format("{:5.1f}% ", *p * 100);
+    fmt::print(stderr, "\r{}{} packets, {:.2f} Mpps, {} active flows, {} finished   ", pct,
+               packets, secs > 0 ? static_cast<double>(packets) / secs / 1e6 : 0.0,
+               active_flows, finished);
+    last_ = now;
+    shown_ = true;
+  }
+  void Clear() {
+    if (shown_) fmt::print(stderr, "\r{:79}\r", "");
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_ = start_;
+};
+
+}  // namespace
+
+int RunFlows(const FlowsArgs& a) {
+  const bool from_file = !a.read_file.empty();
+  if (from_file == !a.interface.empty()) {
+    fmt::print(stderr, "jarvis-capture: flows needs exactly one of -i INTERFACE or -r FILE\n");
+    return 2;
+  }
+  const std::string backend = !a.backend.empty() ? a.backend : from_file ? "file" : "libpcap";
+  SourceOptions opts;
+  opts.target = from_file ? a.read_file : a.interface;
+  opts.snaplen = a.snaplen;
+  opts.buffer_size_kib = a.buffer_kib;
+  opts.filter = Join(a.filter_words);
+  auto opened = OpenSource(backend, opts);
+  if (!opened) {
+    fmt::print(stderr, "jarvis-capture: {}\n", opened.error().message());
+    return 1;
+  }
+  CaptureSource& src = **opened;
+
+  FlowConfig config;
+  config.table_size = a.table_size;
+  config.idle_timeout_sec = a.idle_timeout;
+  config.active_timeout_sec = a.active_timeout;
+  const FlowFormat format = a.format == "json"  ? FlowFormat::kJson
+                            : a.format == "csv" ? FlowFormat::kCsv
+                                                : FlowFormat::kTable;
+  PrintSink sink(format);
+  FlowWorker worker(config, config.table_size, &sink);
+  ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO));
+
+  StopOnSignals(&src);
+  PacketBatch batch;
+  uint64_t packets = 0;
+  std::optional<Error> failure;
+  while (!StopRequested()) {
+    auto n = src.Receive(batch, std::chrono::milliseconds(200));
+    if (!n) {
+      if (n.error().code() != ErrorCode::kEndOfStream) failure = n.error();
+      break;
+    }
+    if (*n == 0) {
+      if (!from_file) worker.Tick(WallClockNs());
+      continue;
+    }
+    const uint64_t room = a.count != 0 ? a.count - packets : *n;
+    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(room, *n));
+    worker.ProcessBatch(batch, take);
+    packets += take;
+    progress.Update(src, packets, worker.table().active_flows(), sink.flows());
+    if (a.count != 0 && packets >= a.count) break;
+  }
+  StopOnSignals(nullptr);
+  worker.Finish();
+  progress.Clear();
+  const bool written = sink.Flush();
+
+  if (a.stats) {
+    const FlowCounters& c = worker.table().counters();
+    fmt::print(stderr,
+               "{} packets, {} metered ({} IP octets), {} not metered; {} flows, {} records, "
+               "{} evicted; fragments: {} attributed, {} unattributed\n",
+               packets, c.packets, c.octets, c.not_metered, c.flows_created, c.flows_exported,
+               c.evicted, c.fragments_attributed, c.fragments_unattributed);
+    worker.decode_counters().ForEach([](std::string_view name, std::string_view, uint64_t v) {
+      if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
+    });
+  }
+  if (!written) {
+    fmt::print(stderr, "jarvis-capture: writing flows to standard output failed\n");
+    return 1;
+  }
+  if (failure) {
+    fmt::print(stderr, "jarvis-capture: {}\n", failure->message());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace jarvis::cli

@@ -1,0 +1,551 @@
+#include "flow/flow_table.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <new>
+#include <random>
+
+namespace jarvis {
+
+// 128 bytes: key and times in the first cache line, counters and links in the second.
+struct FlowTable::Entry {
+  FlowKey key;
+  TimestampNs first_ns;
+  TimestampNs last_ns;
+  uint64_t packets[2];  // by side: [0] sent by endpoint a, [1] by endpoint b
+  uint64_t bytes[2];
+  uint64_t flow_id;
+  uint32_t prev;
+  uint32_t next;
+  uint32_t hash;
+  uint16_t icmp_tc[2];  // first ICMP type << 8 | code sent by each side
+  uint8_t tcp_flags[2];
+  uint8_t initiator;  // side of the initiator
+  FlowState state;
+  uint8_t list;
+  uint8_t bits;
+  uint8_t pad;
+};
+
+// Remembers the ports of a fragmented IPv4/IPv6 datagram from its first fragment, so later
+// fragments (which carry no transport header) meter into the same flow.
+struct FlowTable::FragSlot {
+  uint8_t src[16];
+  uint8_t dst[16];
+  uint32_t id;
+  uint16_t vlan;
+  uint8_t protocol;
+  uint8_t used;
+  uint16_t sport;
+  uint16_t dport;
+  TimestampNs ts;
+};
+
+namespace {
+
+// Entry::bits
+constexpr uint8_t kIcmpSeen0 = 1 << 0;  // icmp_tc[0] holds side a's first message
+constexpr uint8_t kIcmpSeen1 = 1 << 1;
+constexpr uint8_t kFin0 = 1 << 2;       // side a sent a FIN
+constexpr uint8_t kFin1 = 1 << 3;
+constexpr uint8_t kLastFin1 = 1 << 4;   // the later of the two FINs came from side b
+constexpr uint8_t kDone = 1 << 5;       // final ACK or RST seen: lingering in the closed list
+
+constexpr uint32_t kFragSlots = 1 << 14;
+constexpr size_t kPendingRecords = 1024;  // records handed to the sink at a time
+
+inline uint64_t Load64(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t Mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDULL;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+inline bool KeyEquals(const FlowKey& x, const FlowKey& y) {
+  const auto* a = reinterpret_cast<const uint8_t*>(&x);
+  const auto* b = reinterpret_cast<const uint8_t*>(&y);
+  return ((Load64(a) ^ Load64(b)) | (Load64(a + 8) ^ Load64(b + 8)) |
+          (Load64(a + 16) ^ Load64(b + 16)) | (Load64(a + 24) ^ Load64(b + 24)) |
+          (Load64(a + 32) ^ Load64(b + 32)) | (Load64(a + 40) ^ Load64(b + 40))) == 0;
+}
+
+inline bool IsIcmp(uint8_t proto) { return proto == kProtoIcmp || proto == kProtoIcmpv6; }
+
+// Builds the canonical key and its hash; returns the side (0 = a, 1 = b) of the sender.
+// The key is assembled in registers and written with whole-word stores: reading it back
+// right after byte-wise writes would stall on store forwarding, and this runs per packet.
+inline int MakeKey(const PacketMeta& m, uint16_t sport, uint16_t dport, uint64_t seed,
+                   FlowKey& k, uint32_t& hash) {
+  // The decoder zeroes the unused 12 bytes of IPv4 addresses.
+  const uint64_t s0 = Load64(m.src_addr), s1 = Load64(m.src_addr + 8);
+  const uint64_t d0 = Load64(m.dst_addr), d1 = Load64(m.dst_addr + 8);
+  // Order endpoints by address (as big-endian numbers), then port.
+  const uint64_t sh = __builtin_bswap64(s0), dh = __builtin_bswap64(d0);
+  const uint64_t sl = __builtin_bswap64(s1), dl = __builtin_bswap64(d1);
+  const bool src_first =
+      sh != dh ? sh < dh : (sl != dl ? sl < dl : sport <= dport);
+  const int side = src_first ? 0 : 1;
+  const uint64_t w0 = src_first ? s0 : d0;
+  const uint64_t w1 = src_first ? s1 : d1;
+  const uint64_t w2 = src_first ? d0 : s0;
+  const uint64_t w3 = src_first ? d1 : s1;
+  const uint64_t pa = src_first ? sport : dport, pb = src_first ? dport : sport;
+  const uint64_t w4 = pa | pb << 16 | static_cast<uint64_t>(m.vlan) << 32 |
+                      static_cast<uint64_t>(m.inner_vlan) << 48;
+  const uint64_t w5 = static_cast<uint64_t>(m.protocol) | static_cast<uint64_t>(m.ip_version) << 8;
+  auto* out = reinterpret_cast<uint8_t*>(&k);
+  std::memcpy(out, &w0, 8);
+  std::memcpy(out + 8, &w1, 8);
+  std::memcpy(out + 16, &w2, 8);
+  std::memcpy(out + 24, &w3, 8);
+  std::memcpy(out + 32, &w4, 8);
+  std::memcpy(out + 40, &w5, 8);
+  // Six independent multiplies, then a finaliser; the seed is random per table, so crafted
+  // keys cannot aim at one chain.
+  const uint64_t h = ((w0 ^ seed) * 0x9E3779B97F4A7C15ULL) ^ (w1 * 0xC2B2AE3D27D4EB4FULL) ^
+                     ((w2 + seed) * 0x165667B19E3779F9ULL) ^ (w3 * 0xD6E8FEB86659FD93ULL) ^
+                     (w4 * 0xFF51AFD7ED558CCDULL) ^ ((w5 ^ (seed >> 7)) * 0xC4CEB9FE1A85EC53ULL);
+  hash = static_cast<uint32_t>(Mix(h));
+  return side;
+}
+
+uint32_t FragHash(const PacketMeta& m) {
+  uint64_t h = Load64(m.src_addr) ^ Mix(Load64(m.dst_addr) + m.frag_id);
+  if (m.ip_version == 6) h ^= Mix(Load64(m.src_addr + 8) ^ (Load64(m.dst_addr + 8) << 1));
+  return static_cast<uint32_t>(Mix(h ^ (static_cast<uint64_t>(m.protocol) << 48) ^ m.vlan));
+}
+
+bool FragMatches(const PacketMeta& m, const uint8_t* src, const uint8_t* dst, uint32_t id,
+                 uint16_t vlan, uint8_t protocol) {
+  return id == m.frag_id && vlan == m.vlan && protocol == m.protocol &&
+         std::memcmp(src, m.src_addr, 16) == 0 && std::memcmp(dst, m.dst_addr, 16) == 0;
+}
+
+// Zeroed anonymous memory for the table. Random access over megabytes of entries misses the
+// TLB on every packet with 4 KiB pages; 2 MiB pages (transparent huge pages, asked for with
+// madvise) cut that. Aborts like operator new when memory is exhausted.
+MappedRegion AllocateTableMemory(size_t bytes) {
+  constexpr size_t kHuge = 2 << 20;
+  const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, len, MADV_HUGEPAGE);
+  return MappedRegion(p, len);
+}
+
+}  // namespace
+
+FlowTable::FlowTable(const FlowConfig& config, uint32_t capacity, FlowSink* sink,
+                     uint64_t id_base, uint64_t id_stride)
+    : config_(config),
+      idle_ns_(static_cast<int64_t>(config.idle_timeout_sec) * kNanosPerSecond),
+      active_ns_(static_cast<int64_t>(config.active_timeout_sec) * kNanosPerSecond),
+      linger_ns_(static_cast<int64_t>(config.tcp_linger_ms) * 1'000'000),
+      frag_ns_(static_cast<int64_t>(config.fragment_timeout_sec) * kNanosPerSecond),
+      capacity_(std::max<uint32_t>(capacity, 1)),
+      sink_(sink),
+      next_id_(id_base + 1),
+      id_stride_(std::max<uint64_t>(id_stride, 1)) {
+  static_assert(sizeof(Entry) == 128, "a flow entry is two cache lines");
+  entries_mem_ = AllocateTableMemory(sizeof(Entry) * static_cast<size_t>(capacity_));
+  entries_ = static_cast<Entry*>(entries_mem_.get());
+  const uint32_t slots = std::bit_ceil(std::max<uint32_t>(capacity_ * 2, 16));
+  index_mem_ = AllocateTableMemory(sizeof(uint64_t) * slots);  // zeroed: all slots empty
+  index_ = static_cast<uint64_t*>(index_mem_.get());
+  index_mask_ = slots - 1;
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    entries_[i].list = kFree;
+    entries_[i].next = i + 1 < capacity_ ? i + 1 : kNil;
+  }
+  free_head_ = 0;
+  frags_ = std::make_unique<FragSlot[]>(kFragSlots);
+  frag_mask_ = kFragSlots - 1;
+  pending_.reserve(kPendingRecords);
+  seed_ = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
+}
+
+FlowTable::~FlowTable() = default;
+
+size_t FlowTable::memory_bytes() const {
+  return sizeof(Entry) * static_cast<size_t>(capacity_) +
+         sizeof(uint64_t) * (static_cast<size_t>(index_mask_) + 1) +
+         sizeof(FragSlot) * (static_cast<size_t>(frag_mask_) + 1);
+}
+
+uint32_t FlowTable::ShardOf(const PacketMeta& meta, uint32_t shards) {
+  if (shards <= 1) return 0;
+  // Addresses, protocol and VLAN only: later fragments carry no ports but must reach the shard
+  // that saw their first fragment. XOR and sum are symmetric in the two addresses.
+  const uint64_t s0 = Load64(meta.src_addr), s1 = Load64(meta.src_addr + 8);
+  const uint64_t d0 = Load64(meta.dst_addr), d1 = Load64(meta.dst_addr + 8);
+  uint64_t h = Mix(s0 ^ d0) + Mix(s1 ^ d1) + (s0 + d0) + (s1 + d1);
+  h = Mix(h ^ (static_cast<uint64_t>(meta.protocol) << 32) ^ meta.vlan);
+  return static_cast<uint32_t>(((h >> 32) * shards) >> 32);
+}
+
+uint32_t FlowTable::Lookup(const FlowKey& key, uint32_t hash) const {
+  for (uint32_t s = hash & index_mask_;; s = (s + 1) & index_mask_) {
+    const uint64_t v = index_[s];
+    if (v == 0) return kNil;
+    if (static_cast<uint32_t>(v >> 32) == hash) {
+      const uint32_t idx = static_cast<uint32_t>(v) - 1;
+      if (KeyEquals(entries_[idx].key, key)) return idx;
+    }
+  }
+}
+
+uint32_t FlowTable::Insert(const FlowKey& key, uint32_t hash, TimestampNs ts) {
+  const uint32_t idx = free_head_;
+  Entry& e = entries_[idx];
+  free_head_ = e.next;
+  ++used_;
+  std::memset(&e, 0, sizeof e);
+  e.key = key;
+  e.hash = hash;
+  e.first_ns = e.last_ns = ts;
+  e.flow_id = next_id_;
+  next_id_ += id_stride_;
+  e.state = FlowState::kActive;
+  uint32_t s = hash & index_mask_;
+  while (index_[s] != 0) s = (s + 1) & index_mask_;
+  index_[s] = static_cast<uint64_t>(hash) << 32 | (idx + 1);
+  Link(lru_, idx);
+  ++counters_.flows_created;
+  return idx;
+}
+
+void FlowTable::Remove(uint32_t idx) {
+  Entry& e = entries_[idx];
+  Unlink(e.list == kClosed ? closed_ : lru_, idx);
+  // Find the slot, then close the gap by shifting later members of the cluster back.
+  uint32_t i = e.hash & index_mask_;
+  while (static_cast<uint32_t>(index_[i]) != idx + 1) i = (i + 1) & index_mask_;
+  for (uint32_t j = i;;) {
+    j = (j + 1) & index_mask_;
+    const uint64_t v = index_[j];
+    if (v == 0) break;
+    const uint32_t home = static_cast<uint32_t>(v >> 32) & index_mask_;
+    // Move v back to i unless its home lies cyclically in (i, j].
+    const bool home_in_gap = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!home_in_gap) {
+      index_[i] = v;
+      i = j;
+    }
+  }
+  index_[i] = 0;
+  e.list = kFree;
+  e.next = free_head_;
+  free_head_ = idx;
+  --used_;
+}
+
+void FlowTable::Link(ListHead& list, uint32_t idx) {
+  Entry& e = entries_[idx];
+  e.prev = kNil;
+  e.next = list.head;
+  if (list.head != kNil) entries_[list.head].prev = idx;
+  list.head = idx;
+  if (list.tail == kNil) list.tail = idx;
+  e.list = &list == &closed_ ? kClosed : kLru;
+}
+
+void FlowTable::Unlink(ListHead& list, uint32_t idx) {
+  Entry& e = entries_[idx];
+  if (e.prev != kNil) {
+    entries_[e.prev].next = e.next;
+  } else {
+    list.head = e.next;
+  }
+  if (e.next != kNil) {
+    entries_[e.next].prev = e.prev;
+  } else {
+    list.tail = e.prev;
+  }
+}
+
+void FlowTable::MoveToFront(uint32_t idx) {
+  if (lru_.head == idx) return;
+  Unlink(lru_, idx);
+  Link(lru_, idx);
+}
+
+void FlowTable::FillRecord(const Entry& e, EndReason reason, FlowRecord& r) {
+  const int fwd = e.initiator, rev = 1 - e.initiator;
+  r.flow_id = e.flow_id;
+  const uint8_t* addr[2] = {e.key.addr_a, e.key.addr_b};
+  const uint16_t port[2] = {e.key.port_a, e.key.port_b};
+  std::memcpy(r.src_addr, addr[fwd], 16);
+  std::memcpy(r.dst_addr, addr[rev], 16);
+  if (IsIcmp(e.key.protocol)) {
+    r.src_port = 0;
+    r.dst_port = e.icmp_tc[fwd];
+    r.icmp_type_code_rev = e.icmp_tc[rev];
+  } else {
+    r.src_port = port[fwd];
+    r.dst_port = port[rev];
+    r.icmp_type_code_rev = 0;
+  }
+  r.vlan = e.key.vlan;
+  r.inner_vlan = e.key.inner_vlan;
+  r.ip_version = e.key.ip_version;
+  r.protocol = e.key.protocol;
+  r.tcp_flags_fwd = e.tcp_flags[fwd];
+  r.tcp_flags_rev = e.tcp_flags[rev];
+  r.state = e.state;
+  r.end_reason = reason;
+  r.packets_fwd = e.packets[fwd];
+  r.packets_rev = e.packets[rev];
+  r.bytes_fwd = e.bytes[fwd];
+  r.bytes_rev = e.bytes[rev];
+  r.first_ns = e.first_ns;
+  r.last_ns = e.last_ns;
+}
+
+void FlowTable::Emit(const Entry& e, EndReason reason) {
+  FillRecord(e, reason, pending_.emplace_back());
+  ++counters_.flows_exported;
+  if (pending_.size() >= kPendingRecords) Flush();
+}
+
+void FlowTable::End(uint32_t idx, EndReason reason) {
+  Emit(entries_[idx], reason);
+  Remove(idx);
+}
+
+void FlowTable::ResetCounters(Entry& e, TimestampNs ts) {
+  e.first_ns = e.last_ns = ts;
+  e.packets[0] = e.packets[1] = 0;
+  e.bytes[0] = e.bytes[1] = 0;
+  e.tcp_flags[0] = e.tcp_flags[1] = 0;
+}
+
+void FlowTable::Flush() {
+  if (pending_.empty()) return;
+  if (sink_ != nullptr) sink_->OnFlows(pending_);
+  pending_.clear();
+}
+
+void FlowTable::ExpireDue(TimestampNs now) {
+  while (lru_.tail != kNil) {
+    const Entry& e = entries_[lru_.tail];
+    if (e.last_ns + idle_ns_ > now) break;
+    End(lru_.tail, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : EndReason::kIdleTimeout);
+  }
+  while (closed_.tail != kNil) {
+    const Entry& e = entries_[closed_.tail];
+    if (e.last_ns + linger_ns_ > now) break;
+    End(closed_.tail, EndReason::kEndOfFlow);
+  }
+}
+
+void FlowTable::Expire(TimestampNs now) {
+  ExpireDue(now);
+  Flush();
+}
+
+void FlowTable::FlushAll(EndReason reason) {
+  while (closed_.tail != kNil) End(closed_.tail, EndReason::kEndOfFlow);
+  while (lru_.tail != kNil) {
+    const Entry& e = entries_[lru_.tail];
+    End(lru_.tail, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
+  }
+  Flush();
+}
+
+void FlowTable::RememberFirstFragment(const PacketMeta& m, TimestampNs ts) {
+  FragSlot& s = frags_[FragHash(m) & frag_mask_];
+  if (s.used && s.ts + frag_ns_ > ts &&
+      !FragMatches(m, s.src, s.dst, s.id, s.vlan, s.protocol)) {
+    ++counters_.fragment_slots_reused;
+  }
+  std::memcpy(s.src, m.src_addr, 16);
+  std::memcpy(s.dst, m.dst_addr, 16);
+  s.id = m.frag_id;
+  s.vlan = m.vlan;
+  s.protocol = m.protocol;
+  s.used = 1;
+  s.sport = m.src_port;
+  s.dport = m.dst_port;
+  s.ts = ts;
+}
+
+bool FlowTable::LaterFragmentPorts(const PacketMeta& m, TimestampNs ts, uint16_t& sport,
+                                   uint16_t& dport) {
+  const FragSlot& s = frags_[FragHash(m) & frag_mask_];
+  if (s.used && s.ts + frag_ns_ > ts && FragMatches(m, s.src, s.dst, s.id, s.vlan, s.protocol)) {
+    sport = s.sport;
+    dport = s.dport;
+    ++counters_.fragments_attributed;
+    return true;
+  }
+  ++counters_.fragments_unattributed;
+  return false;
+}
+
+bool FlowTable::Prepare(const PacketMeta& m, TimestampNs ts, Prepared& p) {
+  if (!m.has(kMetaL3)) {
+    ++counters_.not_metered;
+    return false;
+  }
+  uint16_t sport = 0, dport = 0;
+  const bool icmp = IsIcmp(m.protocol);
+  if (m.is_later_fragment()) {
+    // Unattributed later fragments still count, in a flow with no ports.
+    if (!icmp) LaterFragmentPorts(m, ts, sport, dport);
+  } else if (!icmp && m.has(kMetaPorts)) {
+    sport = m.src_port;
+    dport = m.dst_port;
+    if (m.has(kMetaFragment) && m.more_fragments) RememberFirstFragment(m, ts);
+  }
+  p.side = MakeKey(m, sport, dport, seed_, p.key, p.hash);
+  return true;
+}
+
+void FlowTable::PrefetchEntry(uint32_t hash) const {
+  const uint64_t v = index_[hash & index_mask_];
+  if (v != 0 && static_cast<uint32_t>(v >> 32) == hash) {
+    const char* e = reinterpret_cast<const char*>(&entries_[static_cast<uint32_t>(v) - 1]);
+    __builtin_prefetch(e, 1);
+    __builtin_prefetch(e + 64, 1);
+  }
+}
+
+void FlowTable::Process(const PacketMeta& m, TimestampNs ts) {
+  Prepared p;
+  if (Prepare(m, ts, p)) Apply(m, p, ts);
+}
+
+void FlowTable::ProcessBatch(const PacketMeta* metas, const TimestampNs* ts, uint32_t n) {
+  constexpr uint32_t kAhead = 6;  // entries prefetched ahead of the one being updated
+  Prepared prep[PacketBatch::kMaxBurst];
+  uint32_t which[PacketBatch::kMaxBurst];
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (Prepare(metas[i], ts[i], prep[count])) {
+      __builtin_prefetch(&index_[prep[count].hash & index_mask_]);
+      which[count++] = i;
+    }
+  }
+  for (uint32_t j = 0; j < count && j < kAhead; ++j) PrefetchEntry(prep[j].hash);
+  for (uint32_t j = 0; j < count; ++j) {
+    if (j + kAhead < count) PrefetchEntry(prep[j + kAhead].hash);
+    Apply(metas[which[j]], prep[j], ts[which[j]]);
+  }
+}
+
+void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
+  const FlowKey& key = p.key;
+  const uint32_t hash = p.hash;
+  const int side = p.side;
+  const bool icmp = IsIcmp(m.protocol);
+  const uint8_t flags = m.has(kMetaTcpFlags) ? m.tcp_flags : 0;
+  const bool tcp = m.protocol == kProtoTcp;
+
+  uint32_t idx = Lookup(key, hash);
+  if (idx != kNil) {
+    Entry& e = entries_[idx];
+    // Decide at packet time whether the flow had already ended, whatever housekeeping did.
+    const bool syn_only = tcp && (flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+    if (e.list == kClosed) {
+      if (ts >= e.last_ns + linger_ns_ || syn_only) {
+        End(idx, EndReason::kEndOfFlow);
+        idx = kNil;
+      }
+    } else if (ts >= e.last_ns + idle_ns_) {
+      End(idx, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : EndReason::kIdleTimeout);
+      idx = kNil;
+    } else if (syn_only && e.state == FlowState::kClosed) {
+      End(idx, EndReason::kEndOfFlow);  // the 5-tuple is reused by a new connection
+      idx = kNil;
+    } else if (ts >= e.first_ns + active_ns_) {
+      Emit(e, EndReason::kActiveTimeout);
+      ResetCounters(e, ts);
+    }
+  }
+  if (idx == kNil) {
+    if (used_ == capacity_) {
+      ExpireDue(ts);
+      if (used_ == capacity_) {
+        if (closed_.tail != kNil) {
+          End(closed_.tail, EndReason::kEndOfFlow);
+        } else {
+          End(lru_.tail, EndReason::kLackOfResources);
+          ++counters_.evicted;
+        }
+      }
+    }
+    idx = Insert(key, hash, ts);
+    Entry& e = entries_[idx];
+    // The sender is the initiator, unless it answers a SYN we never saw.
+    e.initiator = static_cast<uint8_t>(
+        tcp && (flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck) ? 1 - side : side);
+  }
+
+  Entry& e = entries_[idx];
+  ++e.packets[side];
+  e.bytes[side] += m.l3_len;
+  if (ts > e.last_ns) e.last_ns = ts;
+  if (ts < e.first_ns) e.first_ns = ts;
+  ++counters_.packets;
+  counters_.octets += m.l3_len;
+
+  if (icmp && m.has(kMetaPorts) && !(e.bits & (kIcmpSeen0 << side))) {
+    e.icmp_tc[side] = m.dst_port;
+    e.bits |= static_cast<uint8_t>(kIcmpSeen0 << side);
+  }
+
+  if (!tcp || flags == 0) {
+    if (e.list == kLru) MoveToFront(idx);
+    return;
+  }
+  e.tcp_flags[side] |= flags;
+  if (e.list == kClosed) return;  // lingering: late packets count, the state stays
+  {
+    if (flags & kTcpRst) {
+      e.state = FlowState::kClosed;
+      e.bits |= kDone;
+    } else if (flags & kTcpFin) {
+      const uint8_t fin_bit = static_cast<uint8_t>(kFin0 << side);
+      if (!(e.bits & fin_bit)) {
+        e.bits |= fin_bit;
+        if (side == 1) {
+          e.bits |= kLastFin1;
+        } else {
+          e.bits &= static_cast<uint8_t>(~kLastFin1);
+        }
+      }
+      e.state = (e.bits & (kFin0 | kFin1)) == (kFin0 | kFin1) ? FlowState::kClosed
+                                                              : FlowState::kClosing;
+    } else if (e.state == FlowState::kClosed && (flags & kTcpAck) &&
+               side != ((e.bits & kLastFin1) ? 1 : 0)) {
+      e.bits |= kDone;  // the ACK of the last FIN: the connection is over
+    }
+    if (e.bits & kDone) {
+      Unlink(lru_, idx);
+      Link(closed_, idx);
+      return;
+    }
+  }
+  MoveToFront(idx);
+}
+
+void FlowTable::Snapshot(std::vector<FlowRecord>& out) const {
+  for (const ListHead* list : {&lru_, &closed_}) {
+    for (uint32_t i = list->head; i != kNil; i = entries_[i].next) {
+      FillRecord(entries_[i], EndReason::kNone, out.emplace_back());
+    }
+  }
+}
+
+}  // namespace jarvis

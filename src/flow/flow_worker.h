@@ -1,0 +1,67 @@
+// A flow worker: decodes batches and meters them into its own FlowTable shard.
+//
+// One worker per receive thread. Besides the data path (ProcessBatch, Tick), a worker answers
+// snapshot requests from other threads at its next batch boundary or tick, so queries never
+// lock the data path: the request is one relaxed atomic load per batch when none is pending.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/packet.h"
+#include "decode/decoder.h"
+#include "flow/flow_table.h"
+
+namespace jarvis {
+
+class FlowWorker {
+ public:
+  // `shard` of `shards`: flow ids are numbered so they never collide across shards.
+  FlowWorker(const FlowConfig& config, uint32_t capacity, FlowSink* sink, uint32_t shard = 0,
+             uint32_t shards = 1);
+
+  // Decodes and meters the first `limit` packets of `batch` (all by default), then expires
+  // flows due at the batch's time.
+  // Thread safety: the owning thread only (as for every method below but the snapshot ones).
+  void ProcessBatch(const PacketBatch& batch, uint32_t limit = PacketBatch::kMaxBurst);
+
+  // Meters one already-decoded packet. Used where a dispatcher has decoded the packet.
+  void ProcessDecoded(const PacketMeta& meta, TimestampNs ts) { table_.Process(meta, ts); }
+
+  // Advances time without packets (housekeeping on a quiet link) and serves snapshots.
+  void Tick(TimestampNs now);
+
+  // Ends every flow (kForcedEnd, or kEndOfFlow for finished TCP) and flushes the sink.
+  void Finish() { table_.FlushAll(EndReason::kForcedEnd); }
+
+  // Runs a pending snapshot request, if any. Called by ProcessBatch and Tick.
+  void ServeSnapshot();
+
+  // Copies the shard's active flows. Thread safety: any thread; waits for the worker to reach
+  // a batch boundary or tick, up to `timeout`. nullopt when the worker did not answer in time.
+  std::optional<std::vector<FlowRecord>> RequestSnapshot(std::chrono::milliseconds timeout);
+
+  const FlowTable& table() const { return table_; }
+  const DecodeCounters& decode_counters() const { return decode_; }
+  TimestampNs now() const { return now_; }
+
+ private:
+  FlowTable table_;
+  DecodeCounters decode_;
+  PacketMeta metas_[PacketBatch::kMaxBurst];
+  TimestampNs times_[PacketBatch::kMaxBurst];
+  TimestampNs now_ = 0;
+
+  std::atomic<bool> snapshot_wanted_{false};
+  std::mutex snapshot_mu_;
+  std::condition_variable snapshot_cv_;
+  uint64_t snapshot_request_ = 0;  // guarded by snapshot_mu_
+  uint64_t snapshot_served_ = 0;   // guarded by snapshot_mu_
+  std::vector<FlowRecord> snapshot_;  // guarded by snapshot_mu_
+};
+
+}  // namespace jarvis
