@@ -12,6 +12,7 @@
 #include "capture/source.h"
 #include "cli/signals.h"
 #include "flow/flow_format.h"
+#include "flow/flow_pipeline.h"
 #include "flow/flow_worker.h"
 
 namespace jarvis::cli {
@@ -32,10 +33,15 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
       ->check(CLI::Range(1u, 86400u));
   cmd->add_option("--table-size", a.table_size, "Concurrent flows the table holds")
       ->check(CLI::Range(1u, 100000000u));
-  cmd->add_option("--workers", a.workers, "Flow worker threads")->check(CLI::Range(1u, 64u));
+  cmd->add_option("--workers", a.workers,
+                  "Flow workers; with more than one, each meters its own shard on its own "
+                  "thread while this one reads and decodes")
+      ->check(CLI::Range(1u, 64u));
   cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
   cmd->add_option("-c,--count", a.count, "Stop after this many packets");
+  cmd->add_flag("--pipeline", a.pipeline,
+                "Meter on a worker thread even with one worker (reader and meter in parallel)");
   cmd->add_flag("--no-progress", a.no_progress, "No progress line on a terminal");
   cmd->add_flag("--stats", a.stats, "Print meter and decoder counters to stderr at the end");
   cmd->add_option("filter", a.filter_words, "BPF filter expression (pcap-filter(7))");
@@ -168,7 +174,17 @@ int RunFlows(const FlowsArgs& a) {
                             : a.format == "csv" ? FlowFormat::kCsv
                                                 : FlowFormat::kTable;
   PrintSink sink(format);
-  FlowWorker worker(config, config.table_size, &sink);
+  // One thread meters inline; more workers get a reader thread that decodes and shards.
+  std::optional<FlowWorker> inline_worker;
+  std::optional<FlowPipeline> pipeline;
+  if (a.workers <= 1 && !a.pipeline) {
+    inline_worker.emplace(config, config.table_size, &sink);
+  } else {
+    pipeline.emplace(config, a.workers, &sink);
+  }
+  const auto active_flows = [&] {
+    return inline_worker ? inline_worker->table().active_flows() : pipeline->active_flows();
+  };
   ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO));
 
   StopOnSignals(&src);
@@ -182,29 +198,41 @@ int RunFlows(const FlowsArgs& a) {
       break;
     }
     if (*n == 0) {
-      if (!from_file) worker.Tick(WallClockNs());
+      if (!from_file) {
+        if (inline_worker) inline_worker->Tick(WallClockNs());
+        if (pipeline) pipeline->Tick(WallClockNs());
+      }
       continue;
     }
     const uint64_t room = a.count != 0 ? a.count - packets : *n;
     const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(room, *n));
-    worker.ProcessBatch(batch, take);
+    if (inline_worker) inline_worker->ProcessBatch(batch, take);
+    if (pipeline) pipeline->Dispatch(batch, take);
     packets += take;
-    progress.Update(src, packets, worker.table().active_flows(), sink.flows());
+    progress.Update(src, packets, active_flows(), sink.flows());
     if (a.count != 0 && packets >= a.count) break;
   }
   StopOnSignals(nullptr);
-  worker.Finish();
+  if (inline_worker) inline_worker->Finish();
+  if (pipeline) pipeline->Finish();
   progress.Clear();
   const bool written = sink.Flush();
 
   if (a.stats) {
-    const FlowCounters& c = worker.table().counters();
+    const FlowCounters c =
+        inline_worker ? inline_worker->table().counters() : pipeline->counters();
+    const DecodeCounters d =
+        inline_worker ? inline_worker->decode_counters() : pipeline->decode_counters();
+    const size_t table_bytes =
+        inline_worker ? inline_worker->table().memory_bytes() : pipeline->memory_bytes();
     fmt::print(stderr,
                "{} packets, {} metered ({} IP octets), {} not metered; {} flows, {} records, "
-               "{} evicted; fragments: {} attributed, {} unattributed\n",
+               "{} evicted, at most {} at once; fragments: {} attributed, {} unattributed\n"
+               "flow table: {:.1f} MiB for {} flows\n",
                packets, c.packets, c.octets, c.not_metered, c.flows_created, c.flows_exported,
-               c.evicted, c.fragments_attributed, c.fragments_unattributed);
-    worker.decode_counters().ForEach([](std::string_view name, std::string_view, uint64_t v) {
+               c.evicted, c.peak_active, c.fragments_attributed, c.fragments_unattributed,
+               static_cast<double>(table_bytes) / (1 << 20), config.table_size);
+    d.ForEach([](std::string_view name, std::string_view, uint64_t v) {
       if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
     });
   }

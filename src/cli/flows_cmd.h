@@ -22,6 +22,7 @@ struct FlowsArgs {
   uint32_t snaplen = 0;
   uint32_t buffer_kib = 0;
   uint64_t count = 0;
+  bool pipeline = false;
   bool no_progress = false;
   bool stats = false;
   std::vector<std::string> filter_words;

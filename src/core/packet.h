@@ -67,6 +67,11 @@ class PacketBatch {
   void set_lease(Lease lease) { lease_ = lease; }
   // REQUIRES: !full().
   PacketView& Append() { return views_[count_++]; }
+  // Bulk filling: write views into free_space(), then Commit() how many were written.
+  PacketView* free_space() { return views_.data() + count_; }
+  uint32_t free_count() const { return kMaxBurst - count_; }
+  // REQUIRES: n <= free_count().
+  void Commit(uint32_t n) { count_ += n; }
 
  private:
   std::array<PacketView, kMaxBurst> views_{};

@@ -468,7 +468,8 @@ bool IsSupportedLinkType(int link_type) {
   }
 }
 
-DecodeResult Decode(int link_type, const PacketView& pkt, PacketMeta& meta,
+// Flattened: the per-layer helpers inline into one body, so the walk state stays in registers.
+__attribute__((flatten)) DecodeResult Decode(int link_type, const PacketView& pkt, PacketMeta& meta,
                     DecodeCounters& counters) {
   std::memset(&meta, 0, sizeof(meta));
   Walk w{pkt.data, pkt.caplen, std::max(pkt.wirelen, pkt.caplen), 0, meta, counters};

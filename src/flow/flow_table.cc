@@ -146,6 +146,20 @@ MappedRegion AllocateTableMemory(size_t bytes) {
 
 }  // namespace
 
+FlowCounters& FlowCounters::operator+=(const FlowCounters& o) {
+  packets += o.packets;
+  octets += o.octets;
+  not_metered += o.not_metered;
+  flows_created += o.flows_created;
+  peak_active += o.peak_active;
+  flows_exported += o.flows_exported;
+  evicted += o.evicted;
+  fragments_attributed += o.fragments_attributed;
+  fragments_unattributed += o.fragments_unattributed;
+  fragment_slots_reused += o.fragment_slots_reused;
+  return *this;
+}
+
 FlowTable::FlowTable(const FlowConfig& config, uint32_t capacity, FlowSink* sink,
                      uint64_t id_base, uint64_t id_stride)
     : config_(config),
@@ -164,12 +178,13 @@ FlowTable::FlowTable(const FlowConfig& config, uint32_t capacity, FlowSink* sink
   index_mem_ = AllocateTableMemory(sizeof(uint64_t) * slots);  // zeroed: all slots empty
   index_ = static_cast<uint64_t*>(index_mem_.get());
   index_mask_ = slots - 1;
-  for (uint32_t i = 0; i < capacity_; ++i) {
-    entries_[i].list = kFree;
-    entries_[i].next = i + 1 < capacity_ ? i + 1 : kNil;
-  }
-  free_head_ = 0;
-  frags_ = std::make_unique<FragSlot[]>(kFragSlots);
+  // Entries are handed out fresh from the front of the array, then recycled through the free
+  // list; nothing is written up front, so memory a small flow count never uses is never
+  // touched (first touches of fresh pages are slow on virtual machines).
+  free_head_ = kNil;
+  next_fresh_ = 0;
+  frags_mem_ = AllocateTableMemory(sizeof(FragSlot) * kFragSlots);
+  frags_ = static_cast<FragSlot*>(frags_mem_.get());
   frag_mask_ = kFragSlots - 1;
   pending_.reserve(kPendingRecords);
   seed_ = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
@@ -206,9 +221,15 @@ uint32_t FlowTable::Lookup(const FlowKey& key, uint32_t hash) const {
 }
 
 uint32_t FlowTable::Insert(const FlowKey& key, uint32_t hash, TimestampNs ts) {
-  const uint32_t idx = free_head_;
+  // REQUIRES: used_ < capacity_.
+  uint32_t idx;
+  if (free_head_ != kNil) {
+    idx = free_head_;
+    free_head_ = entries_[idx].next;
+  } else {
+    idx = next_fresh_++;
+  }
   Entry& e = entries_[idx];
-  free_head_ = e.next;
   ++used_;
   std::memset(&e, 0, sizeof e);
   e.key = key;
@@ -222,6 +243,7 @@ uint32_t FlowTable::Insert(const FlowKey& key, uint32_t hash, TimestampNs ts) {
   index_[s] = static_cast<uint64_t>(hash) << 32 | (idx + 1);
   Link(lru_, idx);
   ++counters_.flows_created;
+  if (used_ > counters_.peak_active) counters_.peak_active = used_;
   return idx;
 }
 

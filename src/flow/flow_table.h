@@ -45,11 +45,15 @@ struct FlowCounters {
   uint64_t octets = 0;              // their IP-layer octets
   uint64_t not_metered = 0;         // packets with no usable IP header
   uint64_t flows_created = 0;
+  uint64_t peak_active = 0;         // most flows in the table at once
   uint64_t flows_exported = 0;      // records handed to the sink (active-timeout ones included)
   uint64_t evicted = 0;             // flows ended for lack of room (end reason 5)
   uint64_t fragments_attributed = 0;    // later fragments given their datagram's ports
   uint64_t fragments_unattributed = 0;  // later fragments whose first fragment was not seen
   uint64_t fragment_slots_reused = 0;   // remembered first fragments overwritten before expiry
+
+  // Sums counters; peak_active adds too, since shards peak side by side (an upper bound).
+  FlowCounters& operator+=(const FlowCounters& o);
 };
 
 // The symmetric key: the two endpoints in canonical order (a < b), so both directions of a
@@ -156,12 +160,14 @@ class FlowTable {
   Entry* entries_;
   uint64_t* index_;  // 0 empty, else hash tag << 32 | (entry + 1)
   uint32_t index_mask_;
-  uint32_t free_head_;
+  uint32_t free_head_;   // recycled entries, linked through Entry::next
+  uint32_t next_fresh_;  // entries at and after this one were never used
   uint32_t used_ = 0;
   ListHead lru_;     // ACTIVE and CLOSING flows, most recently seen first
   ListHead closed_;  // CLOSED flows, in the order they closed
 
-  std::unique_ptr<FragSlot[]> frags_;
+  MappedRegion frags_mem_;
+  FragSlot* frags_;
   uint32_t frag_mask_;
 
   std::vector<FlowRecord> pending_;

@@ -11,15 +11,19 @@ FlowWorker::FlowWorker(const FlowConfig& config, uint32_t capacity, FlowSink* si
 void FlowWorker::ProcessBatch(const PacketBatch& batch, uint32_t limit) {
   const int link_type = batch.link_type();
   const uint32_t n = std::min(limit, batch.size());
-  TimestampNs latest = now_;
   for (uint32_t i = 0; i < n; ++i) {
     const PacketView& pkt = batch[i];
     Decode(link_type, pkt, metas_[i], decode_);
     times_[i] = pkt.ts_ns;
-    if (pkt.ts_ns > latest) latest = pkt.ts_ns;
   }
-  table_.ProcessBatch(metas_, times_, n);
-  now_ = latest;
+  ProcessDecoded(metas_, times_, n);
+}
+
+void FlowWorker::ProcessDecoded(const PacketMeta* metas, const TimestampNs* ts, uint32_t n) {
+  table_.ProcessBatch(metas, ts, n);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (ts[i] > now_) now_ = ts[i];
+  }
   table_.Expire(now_);
   if (snapshot_wanted_.load(std::memory_order_relaxed)) ServeSnapshot();
 }

@@ -29,8 +29,9 @@ class FlowWorker {
   // Thread safety: the owning thread only (as for every method below but the snapshot ones).
   void ProcessBatch(const PacketBatch& batch, uint32_t limit = PacketBatch::kMaxBurst);
 
-  // Meters one already-decoded packet. Used where a dispatcher has decoded the packet.
-  void ProcessDecoded(const PacketMeta& meta, TimestampNs ts) { table_.Process(meta, ts); }
+  // Meters `n` packets a dispatcher has already decoded, then expires flows due and serves a
+  // pending snapshot, as ProcessBatch does.
+  void ProcessDecoded(const PacketMeta* metas, const TimestampNs* ts, uint32_t n);
 
   // Advances time without packets (housekeeping on a quiet link) and serves snapshots.
   void Tick(TimestampNs now);

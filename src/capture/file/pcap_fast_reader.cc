@@ -135,29 +135,34 @@ Status PcapFastReader::Refill() {
 }
 
 uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
+  // Members are copied to locals: the compiler cannot prove the batch does not alias them.
+  PacketView* out = batch.free_space();
+  const uint32_t room = batch.free_count();
+  const uint8_t* p = buf_.get() + begin_;
+  const uint8_t* const end = buf_.get() + end_;
+  const bool swapped = swapped_;
+  const int64_t frac_scale = nanos_ ? 1 : 1000;
+  const uint32_t snapshot = snapshot_;
   uint32_t n = 0;
-  const uint8_t* const base = buf_.get();
-  size_t begin = begin_;
-  while (!batch.full()) {
-    const size_t avail = end_ - begin;
-    if (avail < kRecordHeaderBytes) break;
-    const uint8_t* h = base + begin;
-    const uint32_t caplen = Get32(h + 8, swapped_);
-    if (caplen > kMaxRecord || avail < kRecordHeaderBytes + caplen) break;
-    const auto sec = static_cast<int32_t>(Get32(h, swapped_));
-    const auto frac = static_cast<int32_t>(Get32(h + 4, swapped_));
-    PacketView& v = batch.Append();
-    v.data = h + kRecordHeaderBytes;
-    v.caplen = caplen > snapshot_ ? snapshot_ : caplen;
-    v.wirelen = Get32(h + 12, swapped_);
-    v.ts_ns = static_cast<TimestampNs>(sec) * kNanosPerSecond +
-              (nanos_ ? frac : static_cast<int64_t>(frac) * 1000);
+  while (n < room && end - p >= static_cast<ptrdiff_t>(kRecordHeaderBytes)) {
+    const uint32_t caplen = Get32(p + 8, swapped);
+    if (caplen > kMaxRecord || end - p < static_cast<ptrdiff_t>(kRecordHeaderBytes + caplen)) {
+      break;
+    }
+    const auto sec = static_cast<int32_t>(Get32(p, swapped));
+    const auto frac = static_cast<int32_t>(Get32(p + 4, swapped));
+    PacketView& v = out[n++];
+    v.data = p + kRecordHeaderBytes;
+    v.caplen = caplen > snapshot ? snapshot : caplen;
+    v.wirelen = Get32(p + 12, swapped);
+    v.ts_ns = static_cast<TimestampNs>(sec) * kNanosPerSecond + frac * frac_scale;
     v.ifindex = 0;
-    begin += kRecordHeaderBytes + caplen;
-    ++n;
+    p += kRecordHeaderBytes + caplen;
   }
-  consumed_ += static_cast<off_t>(begin - begin_);
-  begin_ = begin;
+  batch.Commit(n);
+  const size_t used = static_cast<size_t>(p - (buf_.get() + begin_));
+  begin_ += used;
+  consumed_ += static_cast<off_t>(used);
   return n;
 }
 
