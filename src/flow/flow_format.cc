@@ -35,6 +35,11 @@ void AppendAddress(const uint8_t* a, uint8_t ip_version, std::string& out) {
   out.append(buf, p - buf - 1);
 }
 
+void AppendUint(uint64_t v, std::string& out) {
+  const fmt::format_int s(v);
+  out.append(s.data(), s.size());
+}
+
 // Seconds with six decimals from nanoseconds, truncated to the microsecond.
 void AppendSeconds(int64_t ns, std::string& out) {
   int64_t us = ns / 1000;
@@ -42,7 +47,12 @@ void AppendSeconds(int64_t ns, std::string& out) {
     out += '-';
     us = -us;
   }
-  fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}.{:06}"), us / 1'000'000, us % 1'000'000);
+  AppendUint(static_cast<uint64_t>(us / 1'000'000), out);
+  char frac[7];
+  int64_t f = us % 1'000'000;
+  frac[0] = '.';
+  for (int i = 6; i >= 1; --i, f /= 10) frac[i] = static_cast<char>('0' + f % 10);
+  out.append(frac, 7);
 }
 
 }  // namespace
@@ -59,16 +69,27 @@ double EpochSeconds(TimestampNs ts) {
 }
 
 void AppendFlowJson(const FlowRecord& r, std::string& out) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, FMT_COMPILE("{{\"flow_id\":{},\"src_ip\":\""), r.flow_id);
+  out += "{\"flow_id\":";
+  AppendUint(r.flow_id, out);
+  out += ",\"src_ip\":\"";
   AppendAddress(r.src_addr, r.ip_version, out);
   out += "\",\"dst_ip\":\"";
   AppendAddress(r.dst_addr, r.ip_version, out);
-  fmt::format_to(it,
-                 FMT_COMPILE("\",\"src_port\":{},\"dst_port\":{},\"protocol\":{},\"packets\":{},"
-                             "\"bytes\":{},\"bytes_fwd\":{},\"bytes_rev\":{},\"first_seen\":"),
-                 r.src_port, r.dst_port, r.protocol, r.packets(), r.bytes(), r.bytes_fwd,
-                 r.bytes_rev);
+  out += "\",\"src_port\":";
+  AppendUint(r.src_port, out);
+  out += ",\"dst_port\":";
+  AppendUint(r.dst_port, out);
+  out += ",\"protocol\":";
+  AppendUint(r.protocol, out);
+  out += ",\"packets\":";
+  AppendUint(r.packets(), out);
+  out += ",\"bytes\":";
+  AppendUint(r.bytes(), out);
+  out += ",\"bytes_fwd\":";
+  AppendUint(r.bytes_fwd, out);
+  out += ",\"bytes_rev\":";
+  AppendUint(r.bytes_rev, out);
+  out += ",\"first_seen\":";
   AppendSeconds(r.first_ns, out);
   out += ",\"last_seen\":";
   AppendSeconds(r.last_ns, out);
@@ -77,9 +98,14 @@ void AppendFlowJson(const FlowRecord& r, std::string& out) {
   out += "\",\"duration_sec\":";
   AppendSeconds(r.last_ns - r.first_ns, out);
   out += ",\"tcp_flags\":\"";
-  out += TcpFlagsString(r.tcp_flags_fwd | r.tcp_flags_rev);
-  fmt::format_to(it, FMT_COMPILE("\",\"packets_fwd\":{},\"packets_rev\":{},\"vlan\":{},\"end_reason\":"),
-                 r.packets_fwd, r.packets_rev, r.vlan);
+  out += TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev);
+  out += "\",\"packets_fwd\":";
+  AppendUint(r.packets_fwd, out);
+  out += ",\"packets_rev\":";
+  AppendUint(r.packets_rev, out);
+  out += ",\"vlan\":";
+  AppendUint(r.vlan, out);
+  out += ",\"end_reason\":";
   if (r.end_reason == EndReason::kNone) {
     out += "null}";
   } else {
@@ -90,13 +116,17 @@ void AppendFlowJson(const FlowRecord& r, std::string& out) {
 }
 
 void AppendFlowCsv(const FlowRecord& r, std::string& out) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, FMT_COMPILE("{},"), r.flow_id);
+  AppendUint(r.flow_id, out);
+  out += ',';
   AppendAddress(r.src_addr, r.ip_version, out);
   out += ',';
   AppendAddress(r.dst_addr, r.ip_version, out);
-  fmt::format_to(it, FMT_COMPILE(",{},{},{},{},{},{},{},"), r.src_port, r.dst_port, r.protocol,
-                 r.packets(), r.bytes(), r.bytes_fwd, r.bytes_rev);
+  for (uint64_t v : {uint64_t{r.src_port}, uint64_t{r.dst_port}, uint64_t{r.protocol},
+                     r.packets(), r.bytes(), r.bytes_fwd, r.bytes_rev}) {
+    out += ',';
+    AppendUint(v, out);
+  }
+  out += ',';
   AppendSeconds(r.first_ns, out);
   out += ',';
   AppendSeconds(r.last_ns, out);
@@ -105,8 +135,12 @@ void AppendFlowCsv(const FlowRecord& r, std::string& out) {
   out += ',';
   AppendSeconds(r.last_ns - r.first_ns, out);
   out += ',';
-  out += TcpFlagsString(r.tcp_flags_fwd | r.tcp_flags_rev);
-  fmt::format_to(it, FMT_COMPILE(",{},{},{},"), r.packets_fwd, r.packets_rev, r.vlan);
+  out += TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev);
+  for (uint64_t v : {r.packets_fwd, r.packets_rev, uint64_t{r.vlan}}) {
+    out += ',';
+    AppendUint(v, out);
+  }
+  out += ',';
   out += EndReasonName(r.end_reason);
 }
 
@@ -130,7 +164,7 @@ void AppendFlowTableRow(const FlowRecord& r, std::string& out) {
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                  (r.first_ns % kNanosPerSecond) / 1000, r.protocol,
                  endpoint(r.src_addr, r.src_port), endpoint(r.dst_addr, r.dst_port), r.packets(),
-                 r.bytes(), r.duration_sec(), TcpFlagsString(r.tcp_flags_fwd | r.tcp_flags_rev),
+                 r.bytes(), r.duration_sec(), TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev),
                  r.end_reason == EndReason::kNone ? FlowStateName(r.state)
                                                   : EndReasonName(r.end_reason));
 }

@@ -34,21 +34,38 @@ std::string_view EndReasonName(EndReason r) {
   return "";
 }
 
-std::string TcpFlagsString(uint8_t flags) {
-  static constexpr struct {
-    uint8_t bit;
-    const char* name;
-  } kOrder[] = {{0x02, "SYN"}, {0x10, "ACK"}, {0x01, "FIN"}, {0x04, "RST"},
-                {0x08, "PSH"}, {0x20, "URG"}, {0x40, "ECE"}, {0x80, "CWR"}};
-  std::string out;
-  for (const auto& f : kOrder) {
-    if (flags & f.bit) {
-      if (!out.empty()) out += '|';
-      out += f.name;
+namespace {
+
+// All 256 flag combinations, named once: records are formatted by the million.
+struct TcpFlagNames {
+  std::string names[256];
+  TcpFlagNames() {
+    static constexpr struct {
+      uint8_t bit;
+      const char* name;
+    } kOrder[] = {{0x02, "SYN"}, {0x10, "ACK"}, {0x01, "FIN"}, {0x04, "RST"},
+                  {0x08, "PSH"}, {0x20, "URG"}, {0x40, "ECE"}, {0x80, "CWR"}};
+    for (int f = 0; f < 256; ++f) {
+      for (const auto& o : kOrder) {
+        if (f & o.bit) {
+          if (!names[f].empty()) names[f] += '|';
+          names[f] += o.name;
+        }
+      }
     }
   }
-  return out;
+};
+
+const TcpFlagNames& FlagNames() {
+  static const TcpFlagNames names;
+  return names;
 }
+
+}  // namespace
+
+std::string_view TcpFlagsName(uint8_t flags) { return FlagNames().names[flags]; }
+
+std::string TcpFlagsString(uint8_t flags) { return std::string(TcpFlagsName(flags)); }
 
 std::string AddressString(const uint8_t* addr, uint8_t ip_version) {
   char buf[INET6_ADDRSTRLEN] = {};

@@ -54,6 +54,8 @@ struct FlowRecord {
 
 // "SYN|ACK|FIN" style names, in the order SYN, ACK, FIN, RST, PSH, URG, ECE, CWR.
 std::string TcpFlagsString(uint8_t flags);
+// The same, from a table built once; valid for the life of the program.
+std::string_view TcpFlagsName(uint8_t flags);
 
 // Textual address of a record side ("192.0.2.1", "2001:db8::1").
 std::string AddressString(const uint8_t* addr, uint8_t ip_version);
