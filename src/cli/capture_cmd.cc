@@ -78,7 +78,16 @@ int RunCapture(const CaptureArgs& a) {
   }
   const std::string backend = !a.backend.empty() ? a.backend : from_file ? "file" : "libpcap";
   const BackendInfo* info = FindBackend(backend);
-  if (info != nullptr && (info->kind == BackendKind::kFile) != from_file) {
+  if (info == nullptr) {  // a bad --backend value is a usage error, like a bad -j value
+    std::string known;
+    for (const BackendInfo& b : Backends()) {
+      if (!known.empty()) known += ", ";
+      known += b.name;
+    }
+    fmt::print(stderr, "jarvis-capture: unknown backend '{}' (known: {})\n", backend, known);
+    return 2;
+  }
+  if ((info->kind == BackendKind::kFile) != from_file) {
     fmt::print(stderr, "jarvis-capture: backend '{}' {}\n", backend,
                from_file ? "captures live; use -i" : "reads files; use -r");
     return 2;
@@ -116,12 +125,14 @@ int RunCapture(const CaptureArgs& a) {
   }
   const bool print_lines = a.write_file.empty() && !a.quiet;
 
+  // Handlers go in before "listening on" is printed: a supervisor that waits for that line and
+  // then sends SIGTERM must get a clean stop and a complete file, not death by the signal.
+  StopOnSignals(&src);
   if (!from_file) {
     fmt::print(stderr, "listening on {}, link-type {}, snapshot length {} bytes\n", a.interface,
                LinkTypeName(src.link_type()), src.snaplen());
   }
 
-  StopOnSignals(&src);
   PacketBatch batch;
   DecodeCounters counters;
   PacketMeta meta;

@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // One line, like every other error (CLI11's own printer adds a second "Run with --help").
+    fmt::print(stderr, "jarvis-capture: {} (see --help)\n", e.what());
     return 2;
   }
   if (*capture) return jarvis::cli::RunCapture(capture_args);

@@ -19,6 +19,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// "1 complete packet" / "2 complete packets".
+std::string CompletePackets(uint64_t n) {
+  return std::to_string(n) + (n == 1 ? " complete packet" : " complete packets");
+}
+
 // Reads through libpcap: pcapng, and every pcap variant the fast reader leaves alone.
 // libpcap reuses one buffer per packet, so Take() copies into an arena that lives as long as
 // the batch.
@@ -157,8 +162,7 @@ class FileSource final : public CaptureSource {
         truncated_records_.store(1, std::memory_order_relaxed);
         pending_error_ = Error(ErrorCode::kCorruptData,
                                path_ + ": " + peeked.error().message() + " (after " +
-                                   std::to_string(packets_.load() + batch.size()) +
-                                   " complete packets)");
+                                   CompletePackets(packets_.load() + batch.size()) + ")");
         break;
       }
       if (*peeked == nullptr) break;  // end of file, or the buffer needs the batch done
