@@ -297,9 +297,10 @@ void FlowTable::Unlink(ListHead& list, uint32_t idx) {
 }
 
 void FlowTable::MoveToFront(uint32_t idx) {
-  if (lru_.head == idx) return;
-  Unlink(lru_, idx);
-  Link(lru_, idx);
+  ListHead& list = entries_[idx].list == kClosed ? closed_ : lru_;
+  if (list.head == idx) return;
+  Unlink(list, idx);
+  Link(list, idx);
 }
 
 void FlowTable::FillRecord(const Entry& e, EndReason reason, FlowRecord& r) {
@@ -449,6 +450,12 @@ void FlowTable::Process(const PacketMeta& m, TimestampNs ts) {
 }
 
 void FlowTable::ProcessBatch(const PacketMeta* metas, const TimestampNs* ts, uint32_t n) {
+  // The staging arrays below hold one burst; longer runs are metered a burst at a time.
+  for (; n > PacketBatch::kMaxBurst; n -= PacketBatch::kMaxBurst) {
+    ProcessBatch(metas, ts, PacketBatch::kMaxBurst);
+    metas += PacketBatch::kMaxBurst;
+    ts += PacketBatch::kMaxBurst;
+  }
   constexpr uint32_t kAhead = 6;  // entries prefetched ahead of the one being updated
   Prepared prep[PacketBatch::kMaxBurst];
   uint32_t which[PacketBatch::kMaxBurst];
@@ -527,17 +534,19 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
     e.bits |= static_cast<uint8_t>(kIcmpSeen0 << side);
   }
 
-  if (!tcp || flags == 0) {
-    if (e.list == kLru) MoveToFront(idx);
+  // Lingering flows move too: the closed list stays ordered by last packet, so expiry and the
+  // full-table path find every flow whose linger is over at its old end.
+  if (!tcp || flags == 0 || e.list == kClosed) {
+    if (tcp) e.tcp_flags[side] |= flags;  // lingering: late packets count, the state stays
+    MoveToFront(idx);
     return;
   }
   e.tcp_flags[side] |= flags;
-  if (e.list == kClosed) return;  // lingering: late packets count, the state stays
-  {
-    if (flags & kTcpRst) {
-      e.state = FlowState::kClosed;
-      e.bits |= kDone;
-    } else if (flags & kTcpFin) {
+  if (flags & kTcpRst) {
+    e.state = FlowState::kClosed;
+    e.bits |= kDone;
+  } else {
+    if (flags & kTcpFin) {
       const uint8_t fin_bit = static_cast<uint8_t>(kFin0 << side);
       if (!(e.bits & fin_bit)) {
         e.bits |= fin_bit;
@@ -547,17 +556,20 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
           e.bits &= static_cast<uint8_t>(~kLastFin1);
         }
       }
-      e.state = (e.bits & (kFin0 | kFin1)) == (kFin0 | kFin1) ? FlowState::kClosed
-                                                              : FlowState::kClosing;
-    } else if (e.state == FlowState::kClosed && (flags & kTcpAck) &&
-               side != ((e.bits & kLastFin1) ? 1 : 0)) {
-      e.bits |= kDone;  // the ACK of the last FIN: the connection is over
+      e.state =
+          (e.bits & (kFin0 | kFin1)) == (kFin0 | kFin1) ? FlowState::kClosed : FlowState::kClosing;
     }
-    if (e.bits & kDone) {
-      Unlink(lru_, idx);
-      Link(closed_, idx);
-      return;
+    // The ACK of the last FIN: an ACK-bearing packet (a retransmitted FIN too) from the side
+    // opposite to the later FIN. The connection is over.
+    if (e.state == FlowState::kClosed && (flags & kTcpAck) &&
+        side != ((e.bits & kLastFin1) ? 1 : 0)) {
+      e.bits |= kDone;
     }
+  }
+  if (e.bits & kDone) {
+    Unlink(lru_, idx);
+    Link(closed_, idx);
+    return;
   }
   MoveToFront(idx);
 }

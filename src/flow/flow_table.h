@@ -163,8 +163,8 @@ class FlowTable {
   uint32_t free_head_;   // recycled entries, linked through Entry::next
   uint32_t next_fresh_;  // entries at and after this one were never used
   uint32_t used_ = 0;
-  ListHead lru_;     // ACTIVE and CLOSING flows, most recently seen first
-  ListHead closed_;  // CLOSED flows, in the order they closed
+  ListHead lru_;     // unfinished flows (CLOSED ones await the last ACK), most recent first
+  ListHead closed_;  // finished (lingering) flows, most recently seen first
 
   MappedRegion frags_mem_;
   FragSlot* frags_;
