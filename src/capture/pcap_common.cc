@@ -11,8 +11,9 @@ Status BpfProgram::Compile(pcap_t* p, const std::string& expr) {
   }
   if (expr.empty()) return {};
   if (pcap_compile(p, &prog_, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "bad filter expression '" + expr + "': " + pcap_geterr(p));
+    return std::unexpected(Error(ErrorCode::kInvalidArgument,
+                                 "bad filter expression '" + expr + "': " + pcap_geterr(p))
+                               .WithField("filter"));
   }
   compiled_ = true;
   return {};

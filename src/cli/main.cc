@@ -5,6 +5,7 @@
 #include "capture/source.h"
 #include "cli/capture_cmd.h"
 #include "cli/flows_cmd.h"
+#include "cli/serve_cmd.h"
 
 namespace {
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   CLI::App* capture = jarvis::cli::AddCaptureCommand(app, capture_args);
   jarvis::cli::FlowsArgs flows_args;
   CLI::App* flows = jarvis::cli::AddFlowsCommand(app, flows_args);
+  jarvis::cli::ServeArgs serve_args;
+  CLI::App* serve = jarvis::cli::AddServeCommand(app, serve_args);
   CLI::App* backends = app.add_subcommand("backends", "List capture backends and availability");
 
   try {
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   }
   if (*capture) return jarvis::cli::RunCapture(capture_args);
   if (*flows) return jarvis::cli::RunFlows(flows_args);
+  if (*serve) return jarvis::cli::RunServe(serve_args);
   if (*backends) return RunBackends();
   return 2;
 }

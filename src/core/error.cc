@@ -20,6 +20,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "corrupt data";
     case ErrorCode::kEndOfStream:
       return "end of stream";
+    case ErrorCode::kFailedPrecondition:
+      return "failed precondition";
     case ErrorCode::kInternal:
       return "internal error";
   }

@@ -21,6 +21,7 @@ enum class ErrorCode {
   kIoError,           // a system call failed
   kCorruptData,       // input that is not what it claims (bad file header, cut-short file)
   kEndOfStream,       // a finite source (a file) has no more packets: not a failure
+  kFailedPrecondition,  // the request conflicts with the current state (start while running)
   kInternal,          // a broken invariant
 };
 
@@ -39,9 +40,18 @@ class Error {
   // Prepends "<context>: " to the message and returns the error, for use while propagating.
   Error WithContext(std::string_view context) &&;
 
+  // The request field the error is about ("filter", "timestamp_source"), when one is to blame:
+  // lets an API point at it. Empty otherwise.
+  const std::string& field() const { return field_; }
+  Error WithField(std::string field) && {
+    field_ = std::move(field);
+    return std::move(*this);
+  }
+
  private:
   ErrorCode code_;
   std::string message_;
+  std::string field_;
 };
 
 template <class T>

@@ -191,13 +191,17 @@ Result<int> ChooseTstampType(pcap_t* p, const std::string& iface, TimestampSourc
   if (types != nullptr) pcap_free_tstamp_types(types);
   if (listed.empty()) listed = "host only";
   if (!has_raw_hw) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "interface " + iface + " has no hardware timestamping (libpcap lists: " +
-                         listed + ")");
+    return std::unexpected(Error(ErrorCode::kUnavailable,
+                                 "interface " + iface +
+                                     " has no hardware timestamping (libpcap lists: " + listed +
+                                     ")")
+                               .WithField("timestamp_source"));
   }
   if (source == TimestampSource::kPtp && PhcIndex(iface) < 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "interface " + iface + " has no PTP hardware clock (ethtool phc_index -1)");
+    return std::unexpected(
+        Error(ErrorCode::kUnavailable,
+              "interface " + iface + " has no PTP hardware clock (ethtool phc_index -1)")
+            .WithField("timestamp_source"));
   }
   return PCAP_TSTAMP_ADAPTER_UNSYNCED;
 }

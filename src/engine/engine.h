@@ -1,0 +1,136 @@
+// The engine: one capture session at a time, driven by the REST API, the C ABI and Python.
+//
+// Control path: Start, Stop, EnableFlowMetering, Flows, Status, Metrics; any thread, serialised
+// by the engine's mutex. Data path: one capture thread per session that receives batches,
+// meters them into flows and publishes counters as atomics; it never takes the control mutex.
+// Flow queries are answered by the capture thread at its next batch boundary or tick (at most
+// kTick later), so a query never stops capture.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "capture/source.h"
+#include "core/error.h"
+#include "flow/flow_query.h"
+#include "flow/flow_record.h"
+#include "flow/flow_table.h"
+
+namespace jarvis {
+
+struct CaptureRequest {
+  std::string interface;
+  std::string backend = "libpcap";
+  uint32_t buffer_size_mb = 256;
+  TimestampSource timestamp_source = TimestampSource::kKernel;
+  std::string filter_expr;
+  uint32_t snaplen = 0;  // 0: whole packets
+};
+
+struct MeterRequest {
+  uint32_t table_size = 100000;
+  uint32_t idle_timeout_sec = 300;
+  uint32_t export_interval_sec = 60;  // the active timeout
+};
+
+enum class SessionState { kIdle, kRunning, kStopped, kFailed };
+std::string_view SessionStateName(SessionState s);  // "idle", "running", "stopped", "error"
+
+// Counters of a session, as measured: by the source (packets and bytes it delivered) and by
+// the kernel (drops). bytes are wire bytes of the captured packets.
+struct CaptureTotals {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t bytes_stored = 0;  // captured bytes (after snaplen)
+  uint64_t dropped_kernel = 0;
+  uint64_t dropped_interface = 0;
+  uint64_t received_by_filter = 0;
+  bool has_kernel_counters = false;
+  double duration_sec = 0;
+
+  uint64_t dropped() const { return dropped_kernel + dropped_interface; }
+  // Percent of the packets that reached the capture point and were lost (0..100).
+  double drop_rate_pct() const;
+};
+
+struct EngineStatus {
+  SessionState state = SessionState::kIdle;
+  std::string session_id;
+  std::string interface;
+  std::string backend;
+  uint32_t buffer_size_mb = 0;
+  std::string timestamp_source;
+  std::string filter_expr;
+  uint32_t snaplen = 0;
+  double uptime_sec = 0;
+  bool flow_metering_enabled = false;
+  std::optional<MeterRequest> meter;
+  std::string error;  // why the session failed (kFailed)
+};
+
+struct EngineMetrics {
+  CaptureTotals totals;
+  double packet_rate_pps = 0;     // over the last second
+  double throughput_mbps = 0;     // wire bits over the last second
+  double window_sec = 0;          // the window the rates cover (shorter right after start)
+  std::optional<double> buffer_usage_pct;  // nullopt where the backend cannot see its ring
+  std::string buffer_usage_note;           // why it is missing
+  uint64_t active_flows = 0;
+  uint64_t total_flows = 0;       // flows created since start
+  FlowCounters flow_counters;
+  DecodeCounters decode_counters;
+  double timestamp = 0;           // Unix seconds when measured
+};
+
+class Engine {
+ public:
+  Engine();
+  ~Engine();  // stops a running session (not gracefully)
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens the interface and starts the capture thread. Returns the session id.
+  // kFailedPrecondition while a session runs; kNotFound, kUnavailable, kPermissionDenied or
+  // kInvalidArgument (e.g. a filter libpcap rejects) from the source.
+  Result<std::string> Start(const CaptureRequest& request);
+
+  // Stops the session. Graceful: first drains what the kernel still holds (until a receive
+  // comes back empty, at most kDrainLimit), then ends every flow. Returns the final totals.
+  // kFailedPrecondition when no session runs.
+  Result<CaptureTotals> Stop(bool graceful);
+
+  // Turns flow metering on, for the running session (from its next batch) or the next one.
+  // kFailedPrecondition when the running session already meters (stop it to change settings).
+  Status EnableFlowMetering(const MeterRequest& request);
+
+  // The running session's active flows, filtered, sorted and cut by `query`.
+  // kFailedPrecondition when flow metering is off.
+  Result<std::vector<FlowRecord>> Flows(const FlowQuery& query);
+
+  EngineStatus GetStatus() const;
+  // The running session's metrics, or the last session's final ones after it stopped.
+  // kFailedPrecondition before any session.
+  Result<EngineMetrics> GetMetrics() const;
+
+  static constexpr std::chrono::milliseconds kTick{100};
+  static constexpr std::chrono::milliseconds kDrainLimit{2000};
+
+ private:
+  struct Session;
+  void Run(Session& s);
+  EngineMetrics MeasureLocked() const;
+
+  mutable std::mutex mu_;
+  std::unique_ptr<Session> session_;         // guarded by mu_; the current or last session
+  std::optional<MeterRequest> next_meter_;   // guarded by mu_; metering for the next session
+};
+
+}  // namespace jarvis
