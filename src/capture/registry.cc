@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 
+#include "capture/af_packet/af_packet_source.h"
 #include "capture/file/file_source.h"
 #include "capture/libpcap/pcap_source.h"
 #include "capture/source.h"
@@ -17,6 +18,10 @@ const std::array kBackends = {
                 "libpcap live capture (TPACKET_V3 inside on Linux), BPF filter, drops from "
                 "pcap_stats",
                 &OpenPcapLiveSource, &PcapLiveUnavailableReason},
+    BackendInfo{"af_packet", BackendKind::kLive,
+                "TPACKET_V3 memory-mapped ring read a block at a time, PACKET_FANOUT over "
+                "workers, drops from PACKET_STATISTICS, ring occupancy",
+                &OpenAfPacketSource, &AfPacketUnavailableReason},
     BackendInfo{"file", BackendKind::kFile,
                 "pcap and pcapng files through libpcap's reader, as fast as possible or at "
                 "recorded pace",

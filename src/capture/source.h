@@ -52,8 +52,10 @@ struct SourceStats {
   uint64_t dropped_interface = 0; // lost by the interface or its driver
   uint64_t filtered_out = 0;      // packets the filter excluded, where the backend sees them
   uint64_t truncated_records = 0; // file records cut short or unreadable at the end
+  double buffer_usage_pct = 0;    // how full the kernel ring is (0..100), where visible
   bool has_kernel_counters = false;
   bool has_filtered_out = false;
+  bool has_buffer_usage = false;
 };
 
 class CaptureSource {
@@ -81,6 +83,10 @@ class CaptureSource {
   // The snapshot length in effect.
   virtual uint32_t snaplen() const = 0;
   virtual std::string_view backend_name() const = 0;
+  // What reads the packets inside the backend, where the backend chooses among several (the
+  // file backend: "pcap-fast" or "libpcap"); the backend name otherwise. For diagnostics and
+  // tests.
+  virtual std::string_view reader_name() const { return backend_name(); }
 };
 
 enum class BackendKind { kLive, kFile };

@@ -240,7 +240,7 @@ class Capture:
 
     def __init__(self, name, ns, jc, args):
         self.name = name
-        self.cmd = ["ip", "netns", "exec", ns, jc, "capture", "-i", "va"] + args
+        self.cmd = ["ip", "netns", "exec", ns, jc, "capture", "-i", "va"] + BACKEND_ARGS + args
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -505,7 +505,7 @@ def round_early_signal(jc, ns_a, work, tries=20):
     path = os.path.join(work, "early.pcapng")
     bad = None
     for i in range(tries):
-        cmd = ["ip", "netns", "exec", ns_a, jc, "capture", "-i", "va", "-q", "-w", path]
+        cmd = ["ip", "netns", "exec", ns_a, jc, "capture", "-i", "va", "-q", "-w", path] + BACKEND_ARGS
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         try:
@@ -547,10 +547,17 @@ def round_early_signal(jc, ns_a, work, tries=20):
 
 # ---------------------------------------------------------------- main
 
+# Extra capture flags naming the backend under test (`--backend af_packet`); empty for the
+# default, libpcap.
+BACKEND_ARGS = []
+
+
 def main():
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} JARVIS_CAPTURE", file=sys.stderr)
+    global BACKEND_ARGS
+    if len(sys.argv) not in (2, 4) or (len(sys.argv) == 4 and sys.argv[2] != "--backend"):
+        print(f"usage: {sys.argv[0]} JARVIS_CAPTURE [--backend NAME]", file=sys.stderr)
         return 2
+    BACKEND_ARGS = sys.argv[2:]
     jc = os.path.abspath(sys.argv[1])
     if not os.access(jc, os.X_OK):
         log(f"FAIL: {jc} is not an executable")
