@@ -271,6 +271,7 @@ class ApiServer::Impl {
     auto ts = v.Choice(body, "timestamp_source", "kernel", {"kernel", "hardware", "ptp", "ntp"});
     auto filter = v.String(body, "filter_expr", "");
     auto snaplen = v.Int(body, "snaplen", 0, 0, kMaxSnaplen);
+    auto workers = v.Int(body, "workers", 1, 1, 64);
     if (filter) {
       if (auto st = ValidateFilter(*filter); !st) {
         v.Fail("filter_expr", "value_error", "Value error, " + st.error().message(), *filter);
@@ -286,6 +287,7 @@ class ApiServer::Impl {
     c.timestamp_source = *ParseTimestampSource(*ts);
     c.filter_expr = *filter;
     c.snaplen = static_cast<uint32_t>(*snaplen);
+    c.workers = static_cast<uint32_t>(*workers);
     auto id = engine_.Start(c);
     if (!id) return SendStartError(res, id.error());
     SendJson(res, 200,
@@ -296,13 +298,14 @@ class ApiServer::Impl {
                   {"timestamp_source", *ts},
                   {"filter_expr", c.filter_expr},
                   {"snaplen", c.snaplen},
+                  {"workers", c.workers},
                   {"session_id", *id}});
   }
 
   void SendStartError(httplib::Response& res, const Error& e) {
-    if (e.field() == "timestamp_source" || e.field() == "filter") {
+    if (e.field() == "timestamp_source" || e.field() == "filter" || e.field() == "workers") {
       Validator v("body");
-      v.Fail(e.field() == "filter" ? "filter_expr" : "timestamp_source", "value_error",
+      v.Fail(e.field() == "filter" ? "filter_expr" : e.field(), "value_error",
              "Value error, " + e.message(), nullptr);
       return SendJson(res, 422, v.ErrorBody());
     }
@@ -350,6 +353,7 @@ class ApiServer::Impl {
              {"timestamp_source", have ? Json(st.timestamp_source) : Json(nullptr)},
              {"filter_expr", have ? Json(st.filter_expr) : Json(nullptr)},
              {"snaplen", have ? Json(st.snaplen) : Json(nullptr)},
+             {"workers", have ? Json(st.workers) : Json(nullptr)},
              {"error", st.error.empty() ? Json(nullptr) : Json(st.error)}};
     {
       std::lock_guard<std::mutex> lock(config_mu_);

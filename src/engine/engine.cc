@@ -1,10 +1,12 @@
 #include "engine/engine.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <random>
 
+#include "capture/af_packet/af_packet_source.h"
 #include "flow/flow_worker.h"
 
 namespace jarvis {
@@ -53,52 +55,71 @@ double CaptureTotals::drop_rate_pct() const {
   return seen == 0 ? 0.0 : 100.0 * static_cast<double>(dropped()) / static_cast<double>(seen);
 }
 
+// One receive thread with its source and, when metering, its flow shard.
+struct Engine::Member {
+  std::unique_ptr<CaptureSource> source;
+  std::thread thread;
+  std::unique_ptr<FlowWorker> worker;            // owned by the member's thread while it runs
+  std::atomic<FlowWorker*> worker_ptr{nullptr};  // published once by the member's thread
+  std::atomic<uint64_t> packets{0}, bytes{0}, bytes_stored{0};
+  std::atomic<uint64_t> active_flows{0}, total_flows{0};
+  mutable std::mutex stats_mu;
+  SourceStats source_stats;      // guarded by stats_mu
+  FlowCounters flow_counters;    // guarded by stats_mu
+  DecodeCounters decode_counters;  // guarded by stats_mu
+  std::atomic<bool> done{false};
+};
+
 struct Engine::Session {
   CaptureRequest request;
   std::string id;
-  std::unique_ptr<CaptureSource> source;
+  std::vector<std::unique_ptr<Member>> members;
   Clock::time_point started;
   double started_wall = 0;
-  std::thread thread;
 
-  // Written by the capture thread, read by anyone.
   std::atomic<SessionState> state{SessionState::kRunning};
-  std::atomic<uint64_t> packets{0}, bytes{0}, bytes_stored{0};
-  std::atomic<uint64_t> active_flows{0}, total_flows{0};
   std::atomic<bool> stop{false};
   std::atomic<bool> graceful{true};
 
-  // Metering: requested by the control path, taken up by the capture thread.
+  // Metering: requested by the control path, taken up by every member at its next batch.
   std::atomic<bool> meter_pending{false};
-  std::atomic<FlowWorker*> worker_ptr{nullptr};  // set once by the capture thread
-  std::unique_ptr<FlowWorker> worker;            // owned by the capture thread while it runs
-  MeterRequest meter;                            // guarded by Engine::mu_
+  MeterRequest meter;  // written under Engine::mu_ before meter_pending is set
 
-  // Samples for rates and the latest kernel counters; guarded by stats_mu.
-  struct Sample {
+  // Rate samples of the session's totals and the end of the session; guarded by stats_mu.
+  struct RateSample {
     Clock::time_point at;
     uint64_t packets;
     uint64_t bytes;
   };
   mutable std::mutex stats_mu;
-  std::deque<Sample> samples;
-  SourceStats source_stats;
-  FlowCounters flow_counters;
-  DecodeCounters decode_counters;
+  std::deque<RateSample> samples;
+  Clock::time_point last_sample{};
   std::string error;
-  double ended_after_sec = -1;  // duration once the session ended
-  CaptureTotals final_totals;
+  double ended_after_sec = -1;
+  std::atomic<uint32_t> running_members{0};
+
+  uint64_t packets() const {
+    uint64_t n = 0;
+    for (const auto& m : members) n += m->packets.load(std::memory_order_relaxed);
+    return n;
+  }
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (const auto& m : members) n += m->bytes.load(std::memory_order_relaxed);
+    return n;
+  }
 };
 
 Engine::Engine() = default;
 
 Engine::~Engine() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (session_ && session_->thread.joinable()) {
-    session_->graceful.store(false);
-    session_->stop.store(true);
-    session_->source->Interrupt();
-    session_->thread.join();
+  if (!session_) return;
+  session_->graceful.store(false);
+  session_->stop.store(true);
+  for (auto& m : session_->members) m->source->Interrupt();
+  for (auto& m : session_->members) {
+    if (m->thread.joinable()) m->thread.join();
   }
 }
 
@@ -109,7 +130,11 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
                      "a capture is already running on " + session_->request.interface +
                          " (session " + session_->id + "); stop it first");
   }
-  if (session_ && session_->thread.joinable()) session_->thread.join();  // a failed session
+  if (session_) {
+    for (auto& m : session_->members) {
+      if (m->thread.joinable()) m->thread.join();  // a failed session's threads
+    }
+  }
 
   SourceOptions opts;
   opts.target = req.interface;
@@ -122,13 +147,38 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "backend '" + req.backend + "' reads files; the API captures live");
   }
-  auto src = OpenSource(req.backend, opts);
-  if (!src) return std::unexpected(src.error());
+  const uint32_t workers = std::max<uint32_t>(req.workers, 1);
+  if (workers > 1 && req.backend != "af_packet") {
+    return std::unexpected(Error(ErrorCode::kInvalidArgument,
+                                 "more than one worker needs kernel fanout: use the af_packet "
+                                 "backend")
+                               .WithField("workers"));
+  }
 
   auto s = std::make_unique<Session>();
   s->request = req;
   s->id = NewSessionId();
-  s->source = std::move(*src);
+  if (workers == 1) {
+    auto src = OpenSource(req.backend, opts);
+    if (!src) return std::unexpected(src.error());
+    s->members.push_back(std::make_unique<Member>());
+    s->members.back()->source = std::move(*src);
+  } else {
+    if (std::string why = info->unavailable_reason(); !why.empty()) {
+      return MakeError(ErrorCode::kUnavailable, "backend 'af_packet' is unavailable: " + why);
+    }
+    // The group id only has to be unique among groups on this host: derive it from the pid
+    // and a counter.
+    static std::atomic<uint32_t> groups{0};
+    const uint32_t group = ((static_cast<uint32_t>(::getpid()) << 4) + ++groups) & 0xFFFF;
+    opts.buffer_size_kib = std::max<uint32_t>(opts.buffer_size_kib / workers, 4096);
+    for (uint32_t i = 0; i < workers; ++i) {
+      auto src = OpenAfPacketFanoutMember(opts, group == 0 ? 1 : group);
+      if (!src) return std::unexpected(src.error());
+      s->members.push_back(std::make_unique<Member>());
+      s->members.back()->source = std::move(*src);
+    }
+  }
   s->started = Clock::now();
   s->started_wall = WallSeconds();
   if (next_meter_) {
@@ -137,39 +187,50 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
   }
   Session* raw = s.get();
   session_ = std::move(s);
-  raw->thread = std::thread([this, raw] { Run(*raw); });
+  raw->running_members.store(static_cast<uint32_t>(raw->members.size()));
+  for (size_t i = 0; i < raw->members.size(); ++i) {
+    Member* m = raw->members[i].get();
+    m->thread = std::thread([this, raw, m, i] { Run(*raw, *m, i); });
+  }
   return raw->id;
 }
 
-void Engine::Run(Session& s) {
+void Engine::Sample(Session& s, bool force) {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard<std::mutex> lock(s.stats_mu);
+  if (!force && now - s.last_sample < kSampleEvery) return;
+  s.last_sample = now;
+  s.samples.push_back({now, s.packets(), s.bytes()});
+  while (s.samples.size() > 2 && now - s.samples[1].at >= kRateWindow) s.samples.pop_front();
+}
+
+void Engine::Run(Session& s, Member& m, size_t index) {
   PacketBatch batch;
-  Clock::time_point last_sample{};
-  const auto sample = [&](bool force) {
+  Clock::time_point last_stats{};
+  const auto refresh_stats = [&](bool force) {
     const Clock::time_point now = Clock::now();
-    if (!force && now - last_sample < kSampleEvery) return;
-    last_sample = now;
-    auto st = s.source->Stats();
-    std::lock_guard<std::mutex> lock(s.stats_mu);
-    if (st) s.source_stats = *st;
-    if (s.worker) {
-      s.flow_counters = s.worker->table().counters();
-      s.decode_counters = s.worker->decode_counters();
+    if (!force && now - last_stats < kSampleEvery) return;
+    last_stats = now;
+    auto st = m.source->Stats();
+    std::lock_guard<std::mutex> lock(m.stats_mu);
+    if (st) m.source_stats = *st;
+    if (m.worker) {
+      m.flow_counters = m.worker->table().counters();
+      m.decode_counters = m.worker->decode_counters();
     }
-    s.samples.push_back({now, s.packets.load(std::memory_order_relaxed),
-                         s.bytes.load(std::memory_order_relaxed)});
-    while (s.samples.size() > 2 && now - s.samples[1].at >= kRateWindow) s.samples.pop_front();
   };
   const auto take_meter = [&] {
-    if (!s.meter_pending.load(std::memory_order_acquire) || s.worker) return;
+    if (m.worker || !s.meter_pending.load(std::memory_order_acquire)) return;
+    // The control path wrote `meter` before setting meter_pending (release).
     FlowConfig config;
-    {
-      // The control path wrote `meter` before setting meter_pending.
-      config.table_size = s.meter.table_size;
-      config.idle_timeout_sec = s.meter.idle_timeout_sec;
-      config.active_timeout_sec = s.meter.export_interval_sec;
-    }
-    s.worker = std::make_unique<FlowWorker>(config, config.table_size, nullptr);
-    s.worker_ptr.store(s.worker.get(), std::memory_order_release);
+    config.table_size = s.meter.table_size;
+    config.idle_timeout_sec = s.meter.idle_timeout_sec;
+    config.active_timeout_sec = s.meter.export_interval_sec;
+    const uint32_t shards = static_cast<uint32_t>(s.members.size());
+    const uint32_t capacity = (config.table_size + shards - 1) / shards;
+    m.worker = std::make_unique<FlowWorker>(config, capacity, nullptr,
+                                            static_cast<uint32_t>(index), shards);
+    m.worker_ptr.store(m.worker.get(), std::memory_order_release);
   };
   const auto process = [&](uint32_t n) {
     uint64_t bytes = 0, stored = 0;
@@ -177,53 +238,67 @@ void Engine::Run(Session& s) {
       bytes += p.wirelen;
       stored += p.caplen;
     }
-    s.packets.fetch_add(n, std::memory_order_relaxed);
-    s.bytes.fetch_add(bytes, std::memory_order_relaxed);
-    s.bytes_stored.fetch_add(stored, std::memory_order_relaxed);
-    if (s.worker) {
-      s.worker->ProcessBatch(batch);
-      s.active_flows.store(s.worker->table().active_flows(), std::memory_order_relaxed);
-      s.total_flows.store(s.worker->table().counters().flows_created, std::memory_order_relaxed);
+    m.packets.fetch_add(n, std::memory_order_relaxed);
+    m.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    m.bytes_stored.fetch_add(stored, std::memory_order_relaxed);
+    if (m.worker) {
+      m.worker->ProcessBatch(batch);
+      m.active_flows.store(m.worker->table().active_flows(), std::memory_order_relaxed);
+      m.total_flows.store(m.worker->table().counters().flows_created, std::memory_order_relaxed);
     }
   };
 
-  sample(true);
+  refresh_stats(true);
+  if (index == 0) Sample(s, true);
   std::string failure;
   while (!s.stop.load(std::memory_order_acquire)) {
     take_meter();
-    auto n = s.source->Receive(batch, kTick);
+    auto n = m.source->Receive(batch, kTick);
     if (!n) {
       if (n.error().code() != ErrorCode::kEndOfStream) failure = n.error().message();
       break;
     }
     if (*n > 0) {
       process(*n);
-    } else if (s.worker) {
-      s.worker->Tick(WallNanos());
+    } else if (m.worker) {
+      m.worker->Tick(WallNanos());
     }
-    sample(false);
+    refresh_stats(false);
+    if (index == 0) Sample(s, false);
   }
   if (failure.empty() && s.graceful.load()) {
     // Drain what the kernel already holds: receive until it comes back empty.
     const Clock::time_point deadline = Clock::now() + kDrainLimit;
     while (Clock::now() < deadline) {
-      auto n = s.source->Receive(batch, std::chrono::milliseconds(50));
+      auto n = m.source->Receive(batch, std::chrono::milliseconds(50));
       if (!n || *n == 0) break;
       process(*n);
     }
   }
-  if (s.worker) {
-    s.worker->Finish();
-    s.active_flows.store(0, std::memory_order_relaxed);
+  batch.Reset();  // hand ring memory back before the source goes
+  if (m.worker) {
+    m.worker->Finish();
+    m.active_flows.store(0, std::memory_order_relaxed);
   }
-  sample(true);
-  {
+  refresh_stats(true);
+  if (!failure.empty()) {
+    // One member failing ends the session: stop the others too.
     std::lock_guard<std::mutex> lock(s.stats_mu);
-    s.error = failure;
-    s.ended_after_sec = std::chrono::duration<double>(Clock::now() - s.started).count();
+    if (s.error.empty()) s.error = failure;
+    s.stop.store(true, std::memory_order_release);
+    for (auto& other : s.members) {
+      if (other.get() != &m) other->source->Interrupt();
+    }
   }
-  s.state.store(failure.empty() ? SessionState::kStopped : SessionState::kFailed,
-                std::memory_order_release);
+  m.done.store(true, std::memory_order_release);
+  if (s.running_members.fetch_sub(1) == 1) {
+    // The last member out closes the session.
+    Sample(s, true);
+    std::lock_guard<std::mutex> lock(s.stats_mu);
+    s.ended_after_sec = std::chrono::duration<double>(Clock::now() - s.started).count();
+    s.state.store(s.error.empty() ? SessionState::kStopped : SessionState::kFailed,
+                  std::memory_order_release);
+  }
 }
 
 Result<CaptureTotals> Engine::Stop(bool graceful) {
@@ -239,8 +314,8 @@ Result<CaptureTotals> Engine::Stop(bool graceful) {
   Session& s = *session_;
   s.graceful.store(graceful);
   s.stop.store(true, std::memory_order_release);
-  s.source->Interrupt();
-  s.thread.join();
+  for (auto& m : s.members) m->source->Interrupt();
+  for (auto& m : s.members) m->thread.join();
   return MeasureLocked().totals;
 }
 
@@ -270,19 +345,20 @@ Result<std::vector<FlowRecord>> Engine::Flows(const FlowQuery& query) {
   }
   std::vector<FlowRecord> flows;
   if (running) {
-    // The capture thread creates the worker at its next batch or tick.
-    FlowWorker* w = nullptr;
-    const Clock::time_point deadline = Clock::now() + 4 * kTick;
-    while ((w = session_->worker_ptr.load(std::memory_order_acquire)) == nullptr &&
-           session_->state.load() == SessionState::kRunning && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (w != nullptr) {
+    for (auto& m : session_->members) {
+      // A member creates its worker at its next batch or tick.
+      FlowWorker* w = nullptr;
+      const Clock::time_point deadline = Clock::now() + 4 * kTick;
+      while ((w = m->worker_ptr.load(std::memory_order_acquire)) == nullptr &&
+             !m->done.load() && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (w == nullptr || m->done.load()) continue;
       auto snap = w->RequestSnapshot(20 * kTick);
       if (snap) {
-        flows = std::move(*snap);
-      } else if (session_->state.load() == SessionState::kRunning) {
-        return MakeError(ErrorCode::kInternal, "the capture thread did not answer in time");
+        flows.insert(flows.end(), snap->begin(), snap->end());
+      } else if (!m->done.load()) {
+        return MakeError(ErrorCode::kInternal, "a capture thread did not answer in time");
       }
     }
   }
@@ -305,6 +381,7 @@ EngineStatus Engine::GetStatus() const {
   st.timestamp_source = std::string(TimestampSourceName(s.request.timestamp_source));
   st.filter_expr = s.request.filter_expr;
   st.snaplen = s.request.snaplen;
+  st.workers = static_cast<uint32_t>(s.members.size());
   if (st.state == SessionState::kRunning) {
     st.flow_metering_enabled = s.meter_pending.load();
     if (st.flow_metering_enabled) st.meter = s.meter;
@@ -331,36 +408,54 @@ EngineMetrics Engine::MeasureLocked() const {
   EngineMetrics m;
   m.timestamp = WallSeconds();
   const Clock::time_point now = Clock::now();
-  const uint64_t packets = s.packets.load(std::memory_order_relaxed);
-  const uint64_t bytes = s.bytes.load(std::memory_order_relaxed);
-  m.totals.packets = packets;
-  m.totals.bytes = bytes;
-  m.totals.bytes_stored = s.bytes_stored.load(std::memory_order_relaxed);
-  m.active_flows = s.active_flows.load(std::memory_order_relaxed);
-  m.total_flows = s.total_flows.load(std::memory_order_relaxed);
   const bool running = s.state.load() == SessionState::kRunning;
+  bool usage_seen = false;
+  for (const auto& mem : s.members) {
+    m.totals.packets += mem->packets.load(std::memory_order_relaxed);
+    m.totals.bytes += mem->bytes.load(std::memory_order_relaxed);
+    m.totals.bytes_stored += mem->bytes_stored.load(std::memory_order_relaxed);
+    m.active_flows += mem->active_flows.load(std::memory_order_relaxed);
+    m.total_flows += mem->total_flows.load(std::memory_order_relaxed);
+    // While running, read the kernel's counters now rather than the last 250 ms sample, so
+    // drops and ring occupancy are as fresh as the packet counts beside them.
+    std::optional<SourceStats> fresh;
+    if (running && !mem->done.load()) {
+      if (auto st = mem->source->Stats()) fresh = *st;
+    }
+    std::lock_guard<std::mutex> lock(mem->stats_mu);
+    if (fresh) mem->source_stats = *fresh;
+    const SourceStats& st = mem->source_stats;
+    m.totals.dropped_kernel += st.dropped_kernel;
+    m.totals.dropped_interface += st.dropped_interface;
+    m.totals.received_by_filter += st.received_by_filter;
+    m.totals.has_kernel_counters = st.has_kernel_counters;
+    if (running && st.has_buffer_usage) {
+      // The fullest ring is the one that drops first.
+      m.buffer_usage_pct = std::max(m.buffer_usage_pct.value_or(0.0), st.buffer_usage_pct);
+      usage_seen = true;
+    }
+    m.flow_counters += mem->flow_counters;
+    m.decode_counters += mem->decode_counters;
+  }
   std::lock_guard<std::mutex> lock(s.stats_mu);
-  m.totals.dropped_kernel = s.source_stats.dropped_kernel;
-  m.totals.dropped_interface = s.source_stats.dropped_interface;
-  m.totals.received_by_filter = s.source_stats.received_by_filter;
-  m.totals.has_kernel_counters = s.source_stats.has_kernel_counters;
   m.totals.duration_sec = s.ended_after_sec >= 0
                               ? s.ended_after_sec
                               : std::chrono::duration<double>(now - s.started).count();
-  m.flow_counters = s.flow_counters;
-  m.decode_counters = s.decode_counters;
   if (running && !s.samples.empty()) {
     // The oldest sample within (or just beyond) the last second, against the live counters.
     const auto& base = s.samples.front();
     const double dt = std::chrono::duration<double>(now - base.at).count();
     if (dt > 0) {
       m.window_sec = dt;
-      m.packet_rate_pps = static_cast<double>(packets - base.packets) / dt;
-      m.throughput_mbps = static_cast<double>(bytes - base.bytes) * 8 / dt / 1e6;
+      m.packet_rate_pps = static_cast<double>(m.totals.packets - base.packets) / dt;
+      m.throughput_mbps = static_cast<double>(m.totals.bytes - base.bytes) * 8 / dt / 1e6;
     }
   }
-  m.buffer_usage_note = "the " + s.request.backend +
-                        " backend does not expose how full its kernel ring is";
+  if (!usage_seen) {
+    m.buffer_usage_note =
+        running ? "the " + s.request.backend + " backend does not expose how full its kernel ring is"
+                : "no ring: the session has ended";
+  }
   return m;
 }
 

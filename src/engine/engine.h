@@ -33,6 +33,9 @@ struct CaptureRequest {
   TimestampSource timestamp_source = TimestampSource::kKernel;
   std::string filter_expr;
   uint32_t snaplen = 0;  // 0: whole packets
+  // Receive threads. More than one needs kernel fanout (af_packet): each thread has its own
+  // socket in one PACKET_FANOUT group and meters its own flow shard.
+  uint32_t workers = 1;
 };
 
 struct MeterRequest {
@@ -70,6 +73,7 @@ struct EngineStatus {
   std::string timestamp_source;
   std::string filter_expr;
   uint32_t snaplen = 0;
+  uint32_t workers = 0;
   double uptime_sec = 0;
   bool flow_metering_enabled = false;
   std::optional<MeterRequest> meter;
@@ -125,7 +129,9 @@ class Engine {
 
  private:
   struct Session;
-  void Run(Session& s);
+  struct Member;
+  void Run(Session& s, Member& m, size_t index);
+  static void Sample(Session& s, bool force);
   EngineMetrics MeasureLocked() const;
 
   mutable std::mutex mu_;
