@@ -29,6 +29,7 @@ std::string CompletePackets(uint64_t n) {
 // the batch.
 class LibpcapReader {
  public:
+  static constexpr std::string_view kName = "libpcap";
   static constexpr size_t kArenaBytes = 4 << 20;
 
   LibpcapReader(PcapHandle pcap, std::string path, off_t file_size)
@@ -94,12 +95,18 @@ class LibpcapReader {
 
 // The fast reader's views point into its read buffer, which only moves on a refill, and a
 // refill is only allowed when the batch is empty: nothing to copy.
+//
+// The filter is compiled against libpcap's own handle on the same file, of which libpcap has
+// read only the header: libpcap compiles a filter for a savefile differently from one for a
+// dead handle (DLT_NULL: the address family values of every OS and the file's byte order,
+// where a dead handle assumes this host's), and both readers must select the same packets.
 class FastReader {
  public:
-  explicit FastReader(std::unique_ptr<PcapFastReader> r) : r_(std::move(r)) {
-    dead_.reset(pcap_open_dead(r_->link_type(), static_cast<int>(r_->snaplen())));
-  }
-  pcap_t* handle() const { return dead_.get(); }
+  static constexpr std::string_view kName = "pcap-fast";
+
+  FastReader(std::unique_ptr<PcapFastReader> r, PcapHandle for_filter)
+      : r_(std::move(r)), for_filter_(std::move(for_filter)) {}
+  pcap_t* handle() const { return for_filter_.get(); }
   int link_type() const { return r_->link_type(); }
   uint32_t snaplen() const { return r_->snaplen(); }
   bool at_end() const { return r_->at_end(); }
@@ -118,7 +125,7 @@ class FastReader {
 
  private:
   std::unique_ptr<PcapFastReader> r_;
-  PcapHandle dead_;  // for compiling the filter against the file's link type
+  PcapHandle for_filter_;  // libpcap's handle on the same file, for compiling the filter
 };
 
 // Filtering, pacing, snaplen and counting, written once over either reader.
@@ -221,6 +228,7 @@ class FileSource final : public CaptureSource {
   int link_type() const override { return link_type_; }
   uint32_t snaplen() const override { return snaplen_; }
   std::string_view backend_name() const override { return "file"; }
+  std::string_view reader_name() const override { return Reader::kName; }
 
  private:
   std::unexpected<Error> EndOfFile() const {
@@ -289,17 +297,6 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
   if (S_ISDIR(st.st_mode)) return MakeError(ErrorCode::kInvalidArgument, path + ": is a directory");
 
-  if (!options.force_libpcap_reader && S_ISREG(st.st_mode)) {
-    uint8_t header[24] = {};
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd && ::pread(fd.get(), header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
-        PcapFastReader::CanRead(header, sizeof header)) {
-      auto fast = PcapFastReader::Open(path);
-      if (!fast) return std::unexpected(fast.error());
-      return Finish(FastReader(std::move(*fast)), path, options);
-    }
-  }
-
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   PcapHandle p(
       pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
@@ -309,6 +306,17 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
     ErrorCode code = ErrorCode::kCorruptData;
     if (::access(path.c_str(), R_OK) != 0) code = ErrorCode::kPermissionDenied;
     return MakeError(code, path + ": cannot read capture file: " + errbuf);
+  }
+
+  if (!options.force_libpcap_reader && S_ISREG(st.st_mode)) {
+    uint8_t header[24] = {};
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd && ::pread(fd.get(), header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+        PcapFastReader::CanRead(header, sizeof header)) {
+      auto fast = PcapFastReader::Open(path);
+      if (!fast) return std::unexpected(fast.error());
+      return Finish(FastReader(std::move(*fast), std::move(p)), path, options);
+    }
   }
   return Finish(LibpcapReader(std::move(p), path, st.st_size), path, options);
 }

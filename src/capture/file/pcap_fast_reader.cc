@@ -52,6 +52,21 @@ int FastPathDlt(uint32_t linktype) {
   }
 }
 
+// A record's time in nanoseconds, as libpcap (1.10) computes it: the seconds and fraction
+// fields read as signed 32-bit values in a file of the host's byte order (its record header
+// struct has bpf_int32 fields) and as unsigned ones in a byte-swapped file (its SWAPLONG yields
+// an unsigned value). The pcap format says unsigned; what matters here is that both readers of
+// the file backend hand out the same time for the same record.
+inline TimestampNs RecordTime(const uint8_t* h, bool swapped, int64_t frac_scale) {
+  const uint32_t sec = Get32(h, swapped);
+  const uint32_t frac = Get32(h + 4, swapped);
+  if (swapped) {
+    return static_cast<int64_t>(sec) * kNanosPerSecond + static_cast<int64_t>(frac) * frac_scale;
+  }
+  return static_cast<int64_t>(static_cast<int32_t>(sec)) * kNanosPerSecond +
+         static_cast<int64_t>(static_cast<int32_t>(frac)) * frac_scale;
+}
+
 struct FileHeader {
   bool swapped;
   bool nanos;
@@ -74,8 +89,11 @@ bool ParseHeader(const uint8_t* h, size_t len, FileHeader& out) {
   if ((linktype & 0xF0000000u) != 0) return false;  // FCS length bits: libpcap's business
   const int dlt = FastPathDlt(linktype & 0x0FFFFFFFu);
   if (dlt < 0) return false;
+  // As libpcap adjusts it (pcap_adjust_snapshot): only 0 and values above INT_MAX are replaced.
+  // A snapshot above kMaxRecord is kept and reported; records above kMaxRecord are errors all
+  // the same.
   uint32_t snaplen = Get32(h + 16, swapped);
-  if (snaplen == 0 || snaplen > kMaxRecord) snaplen = kMaxRecord;  // as libpcap adjusts it
+  if (snaplen == 0 || snaplen > static_cast<uint32_t>(INT32_MAX)) snaplen = kMaxRecord;
   out = {swapped, magic == kMagicNanos, dlt, snaplen};
   return true;
 }
@@ -149,13 +167,11 @@ uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
     if (caplen > kMaxRecord || end - p < static_cast<ptrdiff_t>(kRecordHeaderBytes + caplen)) {
       break;
     }
-    const auto sec = static_cast<int32_t>(Get32(p, swapped));
-    const auto frac = static_cast<int32_t>(Get32(p + 4, swapped));
     PacketView& v = out[n++];
     v.data = p + kRecordHeaderBytes;
     v.caplen = caplen > snapshot ? snapshot : caplen;
     v.wirelen = Get32(p + 12, swapped);
-    v.ts_ns = static_cast<TimestampNs>(sec) * kNanosPerSecond + frac * frac_scale;
+    v.ts_ns = RecordTime(p, swapped, frac_scale);
     v.ifindex = 0;
     p += kRecordHeaderBytes + caplen;
   }
@@ -178,15 +194,11 @@ Result<const PacketView*> PcapFastReader::Peek(bool may_refill) {
                              ", bigger than maximum of " + std::to_string(kMaxRecord));
       }
       if (avail >= kRecordHeaderBytes + caplen) {
-        // Seconds and fractions are signed 32-bit fields, as libpcap reads them.
-        const auto sec = static_cast<int32_t>(Get32(h, swapped_));
-        const auto frac = static_cast<int32_t>(Get32(h + 4, swapped_));
         view_.data = h + kRecordHeaderBytes;
         // A record longer than the file's snapshot length is cut to it, as libpcap does.
         view_.caplen = caplen > snapshot_ ? snapshot_ : caplen;
         view_.wirelen = Get32(h + 12, swapped_);
-        view_.ts_ns = static_cast<TimestampNs>(sec) * kNanosPerSecond +
-                      (nanos_ ? frac : static_cast<int64_t>(frac) * 1000);
+        view_.ts_ns = RecordTime(h, swapped_, nanos_ ? 1 : 1000);
         view_.ifindex = 0;
         next_size_ = kRecordHeaderBytes + caplen;
         return &view_;
