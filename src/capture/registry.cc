@@ -7,6 +7,7 @@
 #include "capture/file/file_source.h"
 #include "capture/libpcap/pcap_source.h"
 #include "capture/source.h"
+#include "capture/xdp/xdp_source.h"
 
 namespace jarvis {
 namespace {
@@ -22,6 +23,11 @@ const std::array kBackends = {
                 "TPACKET_V3 memory-mapped ring read a block at a time, PACKET_FANOUT over "
                 "workers, drops from PACKET_STATISTICS, ring occupancy",
                 &OpenAfPacketSource, &AfPacketUnavailableReason},
+    BackendInfo{"xdp", BackendKind::kLive,
+                "AF_XDP sockets (libxdp) on every RX queue fed by the project's XDP program, "
+                "native or generic mode, zero-copy where the driver has it, filter in user "
+                "space, drops from XDP_STATISTICS",
+                &OpenXdpSource, &XdpUnavailableReason},
     BackendInfo{"file", BackendKind::kFile,
                 "pcap and pcapng files through libpcap's reader, as fast as possible or at "
                 "recorded pace",

@@ -87,6 +87,11 @@ class CaptureSource {
   // file backend: "pcap-fast" or "libpcap"); the backend name otherwise. For diagnostics and
   // tests.
   virtual std::string_view reader_name() const { return backend_name(); }
+  // How the backend runs where it picks among ways the host offers at open time: the xdp
+  // backend's attach and copy mode ("native/copy", "skb/copy", "native/zerocopy"), possibly
+  // followed by a parenthesised note on what opening did. Empty where there is no such choice.
+  // For status and diagnostics.
+  virtual std::string mode() const { return {}; }
 };
 
 enum class BackendKind { kLive, kFile };

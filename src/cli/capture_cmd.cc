@@ -131,6 +131,9 @@ int RunCapture(const CaptureArgs& a) {
   if (!from_file) {
     fmt::print(stderr, "listening on {}, link-type {}, snapshot length {} bytes\n", a.interface,
                LinkTypeName(src.link_type()), src.snaplen());
+    if (std::string mode = src.mode(); !mode.empty()) {
+      fmt::print(stderr, "{} mode: {}\n", src.backend_name(), mode);
+    }
   }
 
   PacketBatch batch;

@@ -1,0 +1,96 @@
+// The parts of the `xdp` backend that are plain arithmetic and bookkeeping, kept apart from the
+// libxdp/libbpf code so they build (and are unit tested) everywhere.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/packet.h"
+
+namespace jarvis::xdp {
+
+constexpr uint32_t kFrameSize = 4096;               // one UMEM frame per packet (aligned mode)
+constexpr uint32_t kDefaultFramesPerQueue = 32768;  // 128 MiB per RX queue
+constexpr uint32_t kMinFramesPerQueue = 1024;
+constexpr uint32_t kMaxFramesPerQueue = 262144;     // 1 GiB per RX queue
+constexpr uint32_t kCompRingSize = 64;              // receive only: the completion ring idles
+
+// The UMEM of one RX queue socket and its rings.
+struct UmemPlan {
+  uint32_t frames = 0;     // a power of two
+  uint32_t fill_size = 0;  // == frames: every frame fits in the fill ring at once
+  uint32_t rx_size = 0;    // == frames: the RX ring can never overflow before the UMEM runs dry
+  uint32_t comp_size = kCompRingSize;
+  uint64_t bytes() const { return static_cast<uint64_t>(frames) * kFrameSize; }
+};
+
+// Splits `buffer_kib` (the whole capture buffer; 0 = the default of kDefaultFramesPerQueue per
+// queue) evenly over `queues` sockets, rounding each down to a power of two within
+// [kMinFramesPerQueue, kMaxFramesPerQueue].
+UmemPlan PlanUmem(uint32_t buffer_kib, uint32_t queues);
+
+enum class AttachMode { kNative, kGeneric };
+
+// "native/zerocopy", "native/copy", "skb/copy": what status and `capture` report.
+std::string ModeName(AttachMode attach, bool zero_copy);
+
+// The counters of struct xdp_statistics (linux/if_xdp.h) the backend reads, one socket's worth.
+struct XskCounters {
+  uint64_t rx_dropped = 0;                // no frame free (fill ring empty) or packet > frame
+  uint64_t rx_invalid_descs = 0;          // bad descriptors we gave (a bug, not a lost packet)
+  uint64_t rx_ring_full = 0;              // RX ring had no room
+  uint64_t rx_fill_ring_empty_descs = 0;  // times the kernel found the fill ring empty
+  XskCounters& operator+=(const XskCounters& o);
+};
+
+// Packets lost at the socket: rx_dropped + rx_ring_full. rx_fill_ring_empty_descs is not added:
+// in copy mode every such event is already one of rx_dropped, and in zero-copy mode it counts
+// driver allocation attempts, not packets. rx_invalid_descs counts descriptors, not packets.
+uint64_t DroppedPackets(const XskCounters& c);
+
+// Where the XDP object is looked for, in order: $JARVIS_XDP_OBJECT when set (and only it), the
+// directory of the running binary, then ../lib/jarvis-capture/ beside it (an installed tree).
+std::vector<std::string> ObjectCandidates(std::string_view exe_path, const char* env_override);
+constexpr std::string_view kObjectFile = "xdp_redirect.bpf.o";
+
+// Which socket a handed-out frame belongs to and where it starts in that socket's UMEM.
+struct FrameRef {
+  uint32_t queue = 0;  // index into the source's sockets
+  uint64_t addr = 0;   // UMEM offset of the frame start
+};
+
+// Frames lent out in batches and not yet back in a fill ring, one slot per batch in flight.
+// Thread safety: the receiving thread only (batches are reset on it).
+class FrameLedger {
+ public:
+  static constexpr uint32_t kSlots = 8;  // batches a caller may hold at once
+
+  // A free slot, or -1 when kSlots batches are still held.
+  int Acquire();
+  // REQUIRES: slot acquired and not full.
+  void Add(int slot, FrameRef ref) { slots_[slot].refs[slots_[slot].count++] = ref; }
+  std::span<FrameRef> refs(int slot) { return {slots_[slot].refs.data(), slots_[slot].count}; }
+  uint32_t count(int slot) const { return slots_[slot].count; }
+  void Free(int slot);
+  uint32_t held_frames() const;
+
+ private:
+  struct Slot {
+    bool busy = false;
+    uint32_t count = 0;
+    std::array<FrameRef, PacketBatch::kMaxBurst> refs{};
+  };
+  std::array<Slot, kSlots> slots_{};
+};
+
+// Merges `runs` of views that are each in timestamp order (one run per socket, laid out one
+// after another in `views`, with `refs` parallel to them) into one run in timestamp order,
+// keeping equal stamps in run order. `run_ends` are exclusive end indexes, ascending.
+void MergeRunsByTime(std::span<PacketView> views, std::span<FrameRef> refs,
+                     std::span<const uint32_t> run_ends);
+
+}  // namespace jarvis::xdp
