@@ -4,8 +4,10 @@
 #include <cstring>
 
 #include "capture/af_packet/af_packet_source.h"
+#include "capture/dpdk/dpdk_source.h"
 #include "capture/file/file_source.h"
 #include "capture/libpcap/pcap_source.h"
+#include "capture/pf_ring/pf_ring_source.h"
 #include "capture/source.h"
 #include "capture/xdp/xdp_source.h"
 
@@ -23,6 +25,15 @@ const std::array kBackends = {
                 "TPACKET_V3 memory-mapped ring read a block at a time, PACKET_FANOUT over "
                 "workers, drops from PACKET_STATISTICS, ring occupancy",
                 &OpenAfPacketSource, &AfPacketUnavailableReason},
+    BackendInfo{"dpdk", BackendKind::kLive,
+                "DPDK 22.11 EAL and ethdev rx bursts from a PCI port or a vdev (net_af_xdp or "
+                "net_af_packet on a kernel interface, net_pcap, ...); plugin loaded at run time, "
+                "BPF filter in user space, drops from rte_eth_stats or the kernel socket",
+                &OpenDpdkSource, &DpdkUnavailableReason},
+    BackendInfo{"pf_ring", BackendKind::kLive,
+                "ntop PF_RING through libpfring loaded at run time; needs the pf_ring kernel "
+                "module",
+                &OpenPfRingSource, &PfRingUnavailableReason},
     BackendInfo{"xdp", BackendKind::kLive,
                 "AF_XDP sockets (libxdp) on every RX queue fed by the project's XDP program, "
                 "native or generic mode, zero-copy where the driver has it, filter in user "

@@ -36,6 +36,10 @@ struct SourceOptions {
   TimestampSource timestamp_source = TimestampSource::kKernel;
   double replay_speed = 0;            // file only: 0 as fast as possible, 1.0 recorded pace
   bool force_libpcap_reader = false;  // file only: skip the fast classic-pcap reader
+  // dpdk only: EAL arguments (`--vdev` values are attached per source); empty means the
+  // JARVIS_DPDK_ARGS environment variable, else the backend's defaults. The CLI and the
+  // engine refuse it for other backends.
+  std::string dpdk_args;
 };
 
 constexpr uint32_t kMaxSnaplen = 262144;

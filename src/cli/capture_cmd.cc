@@ -28,6 +28,9 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
   cmd->add_option("-c,--count", a.count, "Stop after this many packets");
   cmd->add_option("--backend", a.backend,
                   "Capture backend (default: libpcap for -i, file for -r)");
+  cmd->add_option("--dpdk-args", a.dpdk_args,
+                  "With --backend dpdk: EAL arguments, e.g. \"--no-huge --no-pci --vdev "
+                  "net_pcap0,rx_pcap=in.pcap\" (default: JARVIS_DPDK_ARGS, else built-in)");
   cmd->add_option("-j,--timestamp-source", a.timestamp_source,
                   "Timestamp source: kernel, hardware, ptp or ntp")
       ->check(CLI::IsMember({"kernel", "hardware", "ptp", "ntp"}));
@@ -93,6 +96,11 @@ int RunCapture(const CaptureArgs& a) {
     return 2;
   }
 
+  if (!a.dpdk_args.empty() && backend != "dpdk") {
+    fmt::print(stderr, "jarvis-capture: --dpdk-args needs --backend dpdk\n");
+    return 2;
+  }
+
   SourceOptions opts;
   opts.target = from_file ? a.read_file : a.interface;
   opts.snaplen = a.snaplen;
@@ -101,6 +109,7 @@ int RunCapture(const CaptureArgs& a) {
   opts.promiscuous = !a.no_promiscuous;
   opts.filter = Join(a.filter_words);
   opts.replay_speed = a.speed;
+  opts.dpdk_args = a.dpdk_args;
   auto ts = ParseTimestampSource(a.timestamp_source);
   if (!ts) return Fail(ts.error().message());
   opts.timestamp_source = *ts;
@@ -183,7 +192,11 @@ int RunCapture(const CaptureArgs& a) {
       }
     } else {
       fmt::print(stderr, "{} received by filter\n", Packets(stats->received_by_filter));
-      fmt::print(stderr, "{} dropped by kernel\n", Packets(stats->dropped_kernel));
+      if (stats->has_kernel_counters) {
+        fmt::print(stderr, "{} dropped by kernel\n", Packets(stats->dropped_kernel));
+      } else {
+        fmt::print(stderr, "drops not measured: this source has no kernel drop counters\n");
+      }
       if (stats->dropped_interface != 0) {
         fmt::print(stderr, "{} dropped by interface\n", Packets(stats->dropped_interface));
       }
@@ -192,6 +205,7 @@ int RunCapture(const CaptureArgs& a) {
     fmt::print(stderr, "statistics unavailable: {}\n", stats.error().message());
   }
   if (a.verbose) {
+    fmt::print(stderr, "reader: {}\n", src.reader_name());
     counters.ForEach([](std::string_view name, std::string_view, uint64_t v) {
       if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
     });

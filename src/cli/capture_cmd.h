@@ -17,6 +17,7 @@ struct CaptureArgs {
   uint32_t buffer_kib = 0;     // -B
   uint64_t count = 0;          // -c (0: no limit)
   std::string backend;         // --backend (default: libpcap live, file for -r)
+  std::string dpdk_args;       // --dpdk-args: EAL arguments for the dpdk backend
   std::string timestamp_source = "kernel";
   bool immediate = false;
   bool no_promiscuous = false;  // -p

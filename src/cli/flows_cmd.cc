@@ -41,6 +41,9 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
   cmd->add_option("-c,--count", a.count, "Stop after this many packets");
   cmd->add_flag("--pipeline", a.pipeline,
+  cmd->add_option("--dpdk-args", a.dpdk_args,
+                  "With --backend dpdk: EAL arguments, e.g. \"--no-huge --no-pci --vdev "
+                  "net_pcap0,rx_pcap=in.pcap\" (default: JARVIS_DPDK_ARGS, else built-in)");
                 "Meter on a worker thread even with one worker (reader and meter in parallel)");
   cmd->add_flag("--no-progress", a.no_progress, "No progress line on a terminal");
   cmd->add_flag("--stats", a.stats, "Print meter and decoder counters to stderr at the end");
@@ -186,7 +189,12 @@ int RunFlows(const FlowsArgs& a) {
     return inline_worker ? inline_worker->table().active_flows() : pipeline->active_flows();
   };
   ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO));
+  if (!a.dpdk_args.empty() && backend != "dpdk") {
+    fmt::print(stderr, "jarvis-capture: --dpdk-args needs --backend dpdk\n");
+    return 2;
+  }
 
+  opts.dpdk_args = a.dpdk_args;
   StopOnSignals(&src);
   PacketBatch batch;
   uint64_t packets = 0;

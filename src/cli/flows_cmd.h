@@ -15,6 +15,7 @@ struct FlowsArgs {
   std::string read_file;
   std::string backend;
   std::string format = "table";
+  std::string dpdk_args;  // --dpdk-args: EAL arguments for the dpdk backend
   uint32_t idle_timeout = 300;
   uint32_t active_timeout = 60;
   uint32_t table_size = 100000;

@@ -142,10 +142,16 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
   opts.buffer_size_kib = req.buffer_size_mb * 1024;
   opts.timestamp_source = req.timestamp_source;
   opts.filter = req.filter_expr;
+  opts.dpdk_args = req.dpdk_args;
   const BackendInfo* info = FindBackend(req.backend);
   if (info != nullptr && info->kind != BackendKind::kLive) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "backend '" + req.backend + "' reads files; the API captures live");
+  }
+  if (!req.dpdk_args.empty() && req.backend != "dpdk") {
+    return std::unexpected(
+        Error(ErrorCode::kInvalidArgument, "dpdk_args applies to the dpdk backend only")
+            .WithField("dpdk_args"));
   }
   const uint32_t workers = std::max<uint32_t>(req.workers, 1);
   if (workers > 1 && req.backend != "af_packet") {

@@ -36,6 +36,8 @@ struct CaptureRequest {
   // Receive threads. More than one needs kernel fanout (af_packet): each thread has its own
   // socket in one PACKET_FANOUT group and meters its own flow shard.
   uint32_t workers = 1;
+  // dpdk backend only: EAL arguments (see SourceOptions::dpdk_args).
+  std::string dpdk_args;
 };
 
 struct MeterRequest {

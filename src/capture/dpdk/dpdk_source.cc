@@ -1,0 +1,99 @@
+#include "capture/dpdk/dpdk_source.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+
+namespace jarvis {
+namespace dpdk {
+
+Result<const PluginApi*> LoadPlugin(const std::string& path) {
+  // Never dlclose()d: sources the plugin made may live until the process ends.
+  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) {
+    const char* why = ::dlerror();
+    return MakeError(ErrorCode::kUnavailable,
+                     "cannot load the DPDK plugin: " + std::string(why ? why : path));
+  }
+  auto get = reinterpret_cast<const PluginApi* (*)()>(::dlsym(h, kPluginSymbol));
+  if (get == nullptr) {
+    return MakeError(ErrorCode::kUnavailable,
+                     path + " is not a jarvis-capture DPDK plugin (no " + kPluginSymbol + ")");
+  }
+  const PluginApi* api = get();
+  if (api == nullptr || api->abi != kPluginAbi ||
+      api->source_options_size != sizeof(SourceOptions) ||
+      api->source_stats_size != sizeof(SourceStats)) {
+    return MakeError(ErrorCode::kUnavailable,
+                     path + " was built from another version of jarvis-capture; rebuild it");
+  }
+  return api;
+}
+
+std::vector<std::string> PluginCandidates() {
+  std::vector<std::string> out;
+  if (const char* p = std::getenv("JARVIS_DPDK_PLUGIN"); p != nullptr && *p != '\0') {
+    out.emplace_back(p);
+    return out;  // an explicit choice is the only one
+  }
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    out.push_back((exe.parent_path() / kPluginFile).string());
+    out.push_back((exe.parent_path().parent_path() / "lib" / "jarvis-capture" / kPluginFile)
+                      .string());
+  }
+  return out;
+}
+
+}  // namespace dpdk
+
+namespace {
+
+#ifdef JARVIS_WITH_DPDK
+// The plugin, loaded once per process on first use.
+const Result<const dpdk::PluginApi*>& Plugin() {
+  static const Result<const dpdk::PluginApi*> plugin = []() -> Result<const dpdk::PluginApi*> {
+    std::string tried;
+    for (const std::string& path : dpdk::PluginCandidates()) {
+      if (!std::filesystem::exists(path)) {
+        tried += (tried.empty() ? "" : ", ") + path;
+        continue;
+      }
+      return dpdk::LoadPlugin(path);
+    }
+    return MakeError(ErrorCode::kUnavailable,
+                     std::string("the DPDK plugin ") + dpdk::kPluginFile +
+                         " is not installed (looked for " + tried + ")");
+  }();
+  return plugin;
+}
+#endif
+
+}  // namespace
+
+std::string DpdkUnavailableReason() {
+#ifdef JARVIS_WITH_DPDK
+  const auto& p = Plugin();
+  if (!p) return p.error().message();
+  return (*p)->unavailable_reason();
+#else
+  return "built without DPDK (configure with libdpdk-dev installed and -DJARVIS_WITH_DPDK=ON)";
+#endif
+}
+
+Result<std::unique_ptr<CaptureSource>> OpenDpdkSource(const SourceOptions& options) {
+#ifdef JARVIS_WITH_DPDK
+  const auto& p = Plugin();
+  if (!p) return std::unexpected(p.error());
+  return (*p)->open(options);
+#else
+  (void)options;
+  return MakeError(ErrorCode::kUnavailable, DpdkUnavailableReason());
+#endif
+}
+
+}  // namespace jarvis
