@@ -347,26 +347,38 @@ def check_file_frames(cap, path, expected, snaplen=None):
 
 # ---------------------------------------------------------------- rounds
 
+def in_turns(specs):
+    """The groups of captures to run together: all at once, or one at a time for a backend that
+    owns the interface while it captures (xdp: AF_XDP hands each packet to one socket)."""
+    return [[s] for s in specs] if BACKEND_ARGS[1:] == ["xdp"] else [specs]
+
+
 def round_filter(jc, ns_a, ns_b, work, frames, gen):
     log("-- round 1: filtered and unfiltered capture side by side")
     f_path = os.path.join(work, "filtered.pcapng")
     a_path = os.path.join(work, "all.pcapng")
-    caps = [Capture("filtered", ns_a, jc, ["-q", "-w", f_path, "udp", "port", "9999"]),
-            Capture("unfiltered", ns_a, jc, ["-q", "-B", "8192", "-w", a_path])]
-    try:
-        for c in caps:
-            c.wait_listening()
-        time.sleep(0.3)
-        t_send = time.time()
-        send(ns_b, gen)
-        time.sleep(1.0)
-        t_end = time.time()
-        for c in caps:
-            c.proc.send_signal(signal.SIGTERM)
-        rcs = [c.finish() for c in caps]
-    finally:
-        for c in caps:
-            c.kill()
+    specs = [("filtered", ["-q", "-w", f_path, "udp", "port", "9999"]),
+             ("unfiltered", ["-q", "-B", "8192", "-w", a_path])]
+    caps, rcs, windows = [], [], {}
+    for group in in_turns(specs):
+        group_caps = [Capture(name, ns_a, jc, args) for name, args in group]
+        caps += group_caps
+        try:
+            for c in group_caps:
+                c.wait_listening()
+            time.sleep(0.3)
+            t_send = time.time()
+            send(ns_b, gen)
+            time.sleep(1.0)
+            t_end = time.time()
+            for c in group_caps:
+                c.proc.send_signal(signal.SIGTERM)
+                windows[c.name] = (t_send, t_end)
+            rcs += [c.finish() for c in group_caps]
+        finally:
+            for c in group_caps:
+                c.kill()
+    t_send, t_end = windows["unfiltered"]
     filt, unf = caps
     check(unf.lines and unf.lines[0] ==
           "listening on va, link-type EN10MB (Ethernet), snapshot length 262144 bytes",
@@ -433,27 +445,40 @@ def round_options(jc, ns_a, ns_b, work, frames, gen):
     c_path = os.path.join(work, "count.pcapng")
     i_path = os.path.join(work, "immediate.pcapng")
     s_path = os.path.join(work, "snap.pcapng")
-    count = Capture("count", ns_a, jc, ["-c", "10", "-q", "-w", c_path])
-    imm = Capture("immediate", ns_a, jc, ["--immediate", "-q", "-w", i_path])
-    snap = Capture("snaplen", ns_a, jc, ["-s", str(SNAPLEN), "-q", "-w", s_path])
-    caps = [count, imm, snap]
-    try:
-        for c in caps:
-            c.wait_listening()
-        time.sleep(0.3)
-        check(count.proc.poll() is None, "count: still running before traffic",
-              f"exited early with {count.proc.poll()}: {count.lines}")
-        send(ns_b, gen)
-        # -c 10 must end by itself: no signal is sent to it.
-        rc_count = count.finish(timeout=5)
-        time.sleep(1.0)
-        imm.proc.send_signal(signal.SIGINT)
-        snap.proc.send_signal(signal.SIGTERM)
-        rc_imm = imm.finish()
-        rc_snap = snap.finish()
-    finally:
-        for c in caps:
-            c.kill()
+    specs = [("count", ["-c", "10", "-q", "-w", c_path]),
+             ("immediate", ["--immediate", "-q", "-w", i_path]),
+             ("snaplen", ["-s", str(SNAPLEN), "-q", "-w", s_path])]
+    caps, rcs = {}, {}
+    for group in in_turns(specs):
+        group_caps = {name: Capture(name, ns_a, jc, args) for name, args in group}
+        caps.update(group_caps)
+        count, imm, snap = (group_caps.get(n) for n in ("count", "immediate", "snaplen"))
+        try:
+            for c in group_caps.values():
+                c.wait_listening()
+            time.sleep(0.3)
+            if count:
+                check(count.proc.poll() is None, "count: still running before traffic",
+                      f"exited early with {count.proc.poll()}: {count.lines}")
+            send(ns_b, gen)
+            # -c 10 must end by itself: no signal is sent to it.
+            if count:
+                rcs["count"] = count.finish(timeout=5)
+            if imm or snap:
+                time.sleep(1.0)
+            if imm:
+                imm.proc.send_signal(signal.SIGINT)
+            if snap:
+                snap.proc.send_signal(signal.SIGTERM)
+            if imm:
+                rcs["immediate"] = imm.finish()
+            if snap:
+                rcs["snaplen"] = snap.finish()
+        finally:
+            for c in group_caps.values():
+                c.kill()
+    count, imm, snap = caps["count"], caps["immediate"], caps["snaplen"]
+    rc_count, rc_imm, rc_snap = rcs.get("count"), rcs.get("immediate"), rcs.get("snaplen")
 
     if check_exit(count, rc_count, "10 packets (exits without a signal)"):
         s = count.summary()
