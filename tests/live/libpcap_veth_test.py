@@ -594,6 +594,12 @@ def main():
             skip(f"{tool} is not installed")
     if run(["ip", "netns", "list"], check_rc=False).returncode != 0:
         skip("`ip netns` does not work here")
+    if BACKEND_ARGS:
+        # A backend this host or build cannot run (no library, no kernel support) is a skip.
+        listed = run([jc, "backends"], check_rc=False).stdout.splitlines()
+        row = next((l for l in listed if l.split()[:1] == [BACKEND_ARGS[1]]), "")
+        if row.split()[1:2] == ["unavailable"]:
+            skip(f"backend {BACKEND_ARGS[1]} is unavailable: {row.split(None, 2)[2]}")
 
     remove_stale_namespaces()
     pid = os.getpid()

@@ -358,12 +358,51 @@ class Attachment {
   Attachment& operator=(const Attachment&) = delete;
   ~Attachment() { Detach(); }
 
-  Status Attach(int prog_fd, uint32_t ifindex, const std::string& iface, bool force_netlink) {
+  // What JARVIS_XDP_ATTACH asks for: a comma-separated list of "native" or "skb" (only that
+  // mode) and "netlink" (the pre-bpf_link way, which outlives a crash). Unset: native, then
+  // skb, through a bpf_link.
+  struct Prefs {
+    bool native = true;
+    bool skb = true;
+    bool netlink = false;
+  };
+  static Result<Prefs> ParsePrefs(const char* env) {
+    Prefs p;
+    if (env == nullptr || *env == '\0') return p;
+    bool only_native = false, only_skb = false;
+    std::string_view rest(env);
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view word = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (word == "native") {
+        only_native = true;
+      } else if (word == "skb") {
+        only_skb = true;
+      } else if (word == "netlink") {
+        p.netlink = true;
+      } else if (word != "link") {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "JARVIS_XDP_ATTACH: unknown word '" + std::string(word) +
+                             "' (known: native, skb, link, netlink)");
+      }
+    }
+    if (only_native != only_skb) {
+      p.native = only_native;
+      p.skb = only_skb;
+    }
+    return p;
+  }
+
+  Status Attach(int prog_fd, uint32_t ifindex, const std::string& iface, const Prefs& prefs) {
     ifindex_ = ifindex;
     prog_fd_ = prog_fd;
     std::string tried;
     bool links_unsupported = true;
-    const uint32_t modes[] = {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
+    std::vector<uint32_t> modes;
+    if (prefs.native) modes.push_back(XDP_FLAGS_DRV_MODE);
+    if (prefs.skb) modes.push_back(XDP_FLAGS_SKB_MODE);
+    const bool force_netlink = prefs.netlink;
     if (!force_netlink) {
       for (uint32_t mode : modes) {
         bpf_link_create_opts opts{};
@@ -468,10 +507,9 @@ class XdpSource final : public CaptureSource {
       }
       return std::unexpected(std::move(e));
     }
-    const char* attach_env = std::getenv("JARVIS_XDP_ATTACH");
-    const bool force_netlink = attach_env != nullptr && std::string_view(attach_env) == "netlink";
-    if (auto st = attachment_.Attach(bpf_program__fd(prog), ifindex_, iface_, force_netlink);
-        !st) {
+    auto prefs = Attachment::ParsePrefs(std::getenv("JARVIS_XDP_ATTACH"));
+    if (!prefs) return std::unexpected(prefs.error());
+    if (auto st = attachment_.Attach(bpf_program__fd(prog), ifindex_, iface_, *prefs); !st) {
       return st;
     }
 
