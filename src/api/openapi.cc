@@ -88,7 +88,8 @@ Json OpenApiDocument() {
                {"buffer_size_mb", Int(256, 64, 2048)},
                {"timestamp_source", Enum({"kernel", "hardware", "ptp", "ntp"}, "kernel")},
                {"filter_expr", Str("")},
-               {"snaplen", Int(0, 0, 262144)}},
+               {"snaplen", Int(0, 0, 262144)},
+               {"workers", Int(1, 1, 64)}},
               {"interface"}));
   paths[p + "/stop"]["post"] =
       Op("Stop the capture; graceful drains the kernel ring and ends every flow first",
@@ -156,6 +157,7 @@ Json OpenApiDocument() {
   paths["/openapi.json"]["get"] = Op("This document", Responses({{"200", "OpenAPI 3.0"}}));
   paths["/healthz"]["get"] =
       Op("Liveness; never needs the bearer token", Responses({{"200", "{\"status\":\"ok\"}"}}));
+  paths["/healthz"]["get"]["security"] = Json::array();  // exempt from the global bearer
 
   Json doc{{"openapi", "3.0.3"},
            {"info",

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <httplib.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -152,12 +153,26 @@ class ApiServer::Impl {
   }
 
   void Routes() {
+    // cpp-httplib's default socket options set SO_REUSEPORT, which lets a second daemon bind
+    // the same port and silently take part of the requests. SO_REUSEADDR alone still allows a
+    // restart while old connections linger, and a second bind fails with EADDRINUSE.
+    svr_->set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     svr_->set_payload_max_length(opt_.max_body_bytes);
     svr_->set_read_timeout(10, 0);
     svr_->set_write_timeout(10, 0);
 
     svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       started_ = std::chrono::steady_clock::now();
+      // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+      // §6.3), but cpp-httplib 0.11 reads a POST's body until the peer closes: `curl -X POST`
+      // without -d would wait out the read timeout and get 400. Say the body is empty. The
+      // server's Request is not const; routing reads the body only after this handler.
+      if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+        const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
+      }
       if (opt_.token.empty() || req.path == "/healthz") {
         return httplib::Server::HandlerResponse::Unhandled;
       }
@@ -280,6 +295,12 @@ class ApiServer::Impl {
     if (iface && iface->empty()) {
       v.Fail("interface", "string_too_short", "String should have at least 1 character", "");
     }
+    if (iface && iface->size() >= IF_NAMESIZE) {
+      // Longer than any interface name the kernel accepts.
+      v.Fail("interface", "string_too_long",
+             "String should have at most " + std::to_string(IF_NAMESIZE - 1) + " characters",
+             *iface, Json{{"max_length", IF_NAMESIZE - 1}});
+    }
     if (!v.ok()) return SendJson(res, 422, v.ErrorBody());
     c.interface = *iface;
     c.backend = *backend;
@@ -309,7 +330,9 @@ class ApiServer::Impl {
              "Value error, " + e.message(), nullptr);
       return SendJson(res, 422, v.ErrorBody());
     }
-    SendDetail(res, StatusFor(e), e.message());
+    // Anything else is the host's refusal (400) or a conflict (409): a 422 always lists fields.
+    const int status = StatusFor(e);
+    SendDetail(res, status == 422 ? 400 : status, e.message());
   }
 
   static Json TotalsJson(const CaptureTotals& t) {

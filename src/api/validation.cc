@@ -7,14 +7,16 @@
 namespace jarvis::api {
 
 void Validator::Fail(const std::string& field, const std::string& type, const std::string& msg,
-                     const Json& input) {
+                     const Json& input, const Json& ctx) {
   Json e{{"type", type}, {"loc", Json::array({where_, field})}, {"msg", msg}, {"input", input}};
+  if (!ctx.is_null()) e["ctx"] = ctx;
   errors_.push_back(std::move(e));
 }
 
 Json Validator::ParseBody(const std::string& body, bool empty_ok) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
     if (empty_ok) return Json::object();
+    body_invalid_ = true;  // FastAPI reports the missing body alone, not each field
     errors_.push_back(Json{{"type", "missing"},
                            {"loc", Json::array({where_})},
                            {"msg", "Field required"},

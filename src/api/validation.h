@@ -51,13 +51,14 @@ class Validator {
                                   int64_t fallback, std::optional<int64_t> ge,
                                   std::optional<int64_t> le);
 
-  // Records an error found outside this class (e.g. libpcap rejecting a filter).
+  // Records an error found outside this class (e.g. libpcap rejecting a filter); `ctx`, when
+  // not null, is pydantic's context object (e.g. {"max_length": 15}).
   void Fail(const std::string& field, const std::string& type, const std::string& msg,
-            const Json& input);
+            const Json& input, const Json& ctx = nullptr);
 
   bool ok() const { return errors_.empty(); }
-  // True when the body itself was unusable (not JSON, not an object): field errors would only
-  // repeat it, so callers answer at once, as FastAPI does.
+  // True when the body itself was unusable (missing, not JSON, not an object): field errors
+  // would only repeat it, so callers answer at once, as FastAPI does.
   bool body_invalid() const { return body_invalid_; }
   // {"detail": [...]}
   Json ErrorBody() const { return Json{{"detail", errors_}}; }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -52,8 +53,20 @@ Status LoadConfig(ServeArgs& a) {
                                                       std::string(e.description()) + " at " +
                                                       where.str());
   }
+  // Only [server] is known so far: a misspelt table is an error, not a silent no-op.
+  for (const auto& [key, value] : t) {
+    if (key.str() != "server") {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       a.config_file + ": unknown key " + std::string(key.str()));
+    }
+  }
   const auto* server = t["server"].as_table();
-  if (server == nullptr) return {};
+  if (server == nullptr) {
+    if (t.contains("server")) {
+      return MakeError(ErrorCode::kInvalidArgument, a.config_file + ": server must be a table");
+    }
+    return {};
+  }
   static const std::set<std::string> kKnown = {"listen",   "token_file", "tls_cert",
                                                "tls_key",  "key_dir",    "log_level",
                                                "max_body_bytes"};
@@ -128,6 +141,8 @@ int RunServe(const ServeArgs& args) {
   ServeArgs a = args;
   if (auto st = LoadConfig(a); !st) return Fail(st.error().message());
   if (a.listen.empty()) a.listen = "127.0.0.1:8000";
+  // Logs (one line per request among them) go to stderr; stdout stays free.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("serve"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   spdlog::set_level(a.log_level.empty() ? spdlog::level::info
                                         : spdlog::level::from_str(a.log_level));
