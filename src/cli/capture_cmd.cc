@@ -205,7 +205,6 @@ int RunCapture(const CaptureArgs& a) {
     fmt::print(stderr, "statistics unavailable: {}\n", stats.error().message());
   }
   if (a.verbose) {
-    fmt::print(stderr, "reader: {}\n", src.reader_name());
     counters.ForEach([](std::string_view name, std::string_view, uint64_t v) {
       if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
     });

@@ -53,6 +53,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -215,6 +216,10 @@ class Eal {
     }
     if (!failure_.empty()) return MakeError(ErrorCode::kUnavailable, failure_);
     rte_openlog_stream(LogRing::Get().stream());
+    // Registered before rte_eal_init, so that it runs after the exit handlers DPDK registers
+    // (telemetry unlinks its socket from the runtime directory in one).
+    static const bool at_exit = std::atexit(&RemoveRuntimeDir) == 0;
+    (void)at_exit;
     const uint64_t mark = LogRing::Get().Mark();
 
     // rte_eal_init keeps pointers into argv: the strings live as long as the process.
@@ -259,12 +264,17 @@ class Eal {
     ready_ = true;
     args_ = args;
     RedirectLibraryPrints();
-    // With --no-shconf the runtime directory stays empty: remove it now rather than leave
-    // one per process behind (DPDK never removes it).
-    if (const char* dir = rte_eal_get_runtime_dir(); dir != nullptr && *dir != '\0') {
-      if (::rmdir(dir) == 0) ::rmdir(std::filesystem::path(dir).parent_path().c_str());
-    }
+    // With --no-shconf and no telemetry the runtime directory stays empty: remove it now, so
+    // that not even a crash leaves it behind (DPDK never removes it).
+    RemoveRuntimeDir();
     return {};
+  }
+
+  // Removes the EAL's runtime directory (/var/run/dpdk/PREFIX) and its parent where empty.
+  static void RemoveRuntimeDir() {
+    const char* dir = rte_eal_get_runtime_dir();
+    if (dir == nullptr || *dir == '\0') return;
+    if (::rmdir(dir) == 0) ::rmdir(std::filesystem::path(dir).parent_path().c_str());
   }
 
   unsigned NextSerial() {
@@ -434,14 +444,16 @@ void TearDown(PortSetup& p, bool started) {
 class DpdkSource final : public CaptureSource {
  public:
   DpdkSource(PortSetup port, UniqueFd wake, std::unique_ptr<BpfProgram> filter, uint32_t snaplen,
-             DropSource drops, std::vector<UniqueFd> drop_fds, std::string reader)
+             DropSource drops, std::vector<UniqueFd> drop_fds, std::string reader,
+             std::string mode)
       : port_(std::move(port)),
         wake_(std::move(wake)),
         filter_(std::move(filter)),
         snaplen_(snaplen),
         drops_(drops),
         drop_fds_(std::move(drop_fds)),
-        reader_(std::move(reader)) {}
+        reader_(std::move(reader)),
+        mode_(std::move(mode)) {}
 
   ~DpdkSource() override {
     FreeHeld();
@@ -541,6 +553,7 @@ class DpdkSource final : public CaptureSource {
   uint32_t snaplen() const override { return snaplen_; }
   std::string_view backend_name() const override { return "dpdk"; }
   std::string_view reader_name() const override { return reader_; }
+  std::string mode() const override { return mode_; }
 
  private:
   // One rx burst from each queue until the batch has packets; returns how many were added.
@@ -611,6 +624,7 @@ class DpdkSource final : public CaptureSource {
   DropSource drops_;
   std::vector<UniqueFd> drop_fds_;
   std::string reader_;
+  std::string mode_;
 
   // Receive() state. Thread safety: the receiving thread only.
   std::array<rte_mbuf*, PacketBatch::kMaxBurst> burst_{};
@@ -771,6 +785,7 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
   const std::set<ino_t> sockets_before = SocketInodes();
   PortSetup port;
   std::string reader;
+  std::string fallback;  // why the default device is not net_af_xdp
   uint32_t ifindex = 0;
   uint16_t existing = 0;
   if (rte_eth_dev_get_port_by_name(target.c_str(), &existing) == 0) {
@@ -824,6 +839,7 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
           return std::unexpected(std::move(made.error())
                                      .WithContext("net_af_xdp: " + xdp_failure + "; then"));
         }
+        fallback = "net_af_xdp not used: " + xdp_failure;
       }
     } else {
       return MakeError(ErrorCode::kNotFound,
@@ -853,6 +869,24 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
     if (drops == DropSource::kEthdev) drop_fds.clear();
   }
 
+  // For status: the driver, how drops are measured, and why net_af_xdp was not used.
+  std::string mode = port.driver;
+  switch (drops) {
+    case DropSource::kPacketStatistics:
+      mode += ", drops from PACKET_STATISTICS";
+      break;
+    case DropSource::kXdpStatistics:
+      mode += ", drops from XDP_STATISTICS";
+      break;
+    case DropSource::kEthdev:
+      mode += ", drops from rte_eth_stats";
+      break;
+    case DropSource::kNone:
+      mode += ", drops not measured (the driver's socket was not found)";
+      break;
+  }
+  if (!fallback.empty()) mode += " (" + fallback + ")";
+
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) {
     TearDown(port, true);
@@ -861,7 +895,8 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
   }
   return std::unique_ptr<CaptureSource>(
       std::make_unique<DpdkSource>(std::move(port), std::move(wake), std::move(filter), snaplen,
-                                   drops, std::move(drop_fds), std::move(reader)));
+                                   drops, std::move(drop_fds), std::move(reader),
+                                   std::move(mode)));
 }
 
 std::string UnavailableReason() {
