@@ -383,6 +383,7 @@ EngineStatus Engine::GetStatus() const {
   st.session_id = s.id;
   st.interface = s.request.interface;
   st.backend = s.request.backend;
+  if (!s.members.empty()) st.backend_mode = s.members.front()->source->mode();
   st.buffer_size_mb = s.request.buffer_size_mb;
   st.timestamp_source = std::string(TimestampSourceName(s.request.timestamp_source));
   st.filter_expr = s.request.filter_expr;

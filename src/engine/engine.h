@@ -71,6 +71,9 @@ struct EngineStatus {
   std::string session_id;
   std::string interface;
   std::string backend;
+  // What the backend chose at open time where it has a choice (CaptureSource::mode(): the xdp
+  // backend's "native/copy", "skb/copy", ...); empty otherwise. Not yet in the REST reply.
+  std::string backend_mode;
   uint32_t buffer_size_mb = 0;
   std::string timestamp_source;
   std::string filter_expr;
