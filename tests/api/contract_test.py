@@ -535,6 +535,7 @@ def concurrency_case(d):
 def inner(jc, dns_isolated):
     work = tempfile.mkdtemp(prefix="jarvis-api-contract-")
     d = Daemon.listen(jc)
+    sig = signal.SIGTERM
     try:
         d.wait_ready()
         log(f"daemon on 127.0.0.1:{d.port}")
@@ -547,7 +548,6 @@ def inner(jc, dns_isolated):
                         need=("jarvis_capture_running", "jarvis_capture_failed",
                               'jarvis_http_requests_total{code="4xx"}'))
         concurrency_case(d)
-        sig = signal.SIGTERM
         if dns_isolated:
             session_cases(d)
             r = d.api("POST", "/start", {"interface": "lo"})
@@ -557,8 +557,8 @@ def inner(jc, dns_isolated):
             log("   session on lo: not tried (needs root)")
         check(d.proc.poll() is None, "the daemon is still running after every case")
     finally:
-        rc = d.stop(sig)
         shutil.rmtree(work, ignore_errors=True)
+        rc = d.stop(sig)
     check(rc == 0, f"{sig.name}: exit 0", f"exit {rc}")
     if sig == signal.SIGINT:
         check(any("capture stopped:" in l for l in d.lines),

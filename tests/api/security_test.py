@@ -230,6 +230,7 @@ def default_listener_case(jc):
         skip("port 8000 busy")
     log("-- serve with no --listen")
     d = Daemon(jc, [], port=8000)
+    rc, dt = None, -1.0
     try:
         try:
             d.wait_ready()
