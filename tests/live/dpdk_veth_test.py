@@ -12,6 +12,9 @@ Runs the rounds of libpcap_veth_test.py (exact counts, filter exclusions, byte-f
   file that was sent.
 - net_pcap: `--dpdk-args "... --vdev net_pcap_t0,rx_pcap=FILE"` reads the file through DPDK:
   every frame, byte for byte, and the filter's share (no namespaces needed).
+- daemon: `serve` runs three dpdk sessions one after another over REST (the EAL is initialised
+  once; each session attaches and detaches its vdev); with --dpdk-args the daemon gets them
+  from JARVIS_DPDK_ARGS, the configuration path.
 - a clean stop: no XDP program left on va, promiscuous mode as it was, no DPDK runtime
   directory left behind.
 
@@ -135,7 +138,7 @@ def round_flows(jc, ns_a, ns_b, gen):
 
 
 def round_net_pcap(jc, work, frames, gen):
-    log("-- round 6: net_pcap vdev reads the file through DPDK")
+    log("-- round 7: net_pcap vdev reads the file through DPDK")
     base = "--no-huge --no-pci --no-shconf -m 128 --log-level notice"
     for name, filt, expected in (
             ("all", [], [f for _, f in frames]),
@@ -157,6 +160,59 @@ def round_net_pcap(jc, work, frames, gen):
     err = p.stderr.strip().splitlines()
     check(p.returncode == 1 and len(err) == 1 and "net_nosuch0" in err[0],
           "net_nosuch0: one error line naming the device", f"rc {p.returncode}: {err}")
+
+
+def round_daemon(jc, ns_a, ns_b, gen, dpdk_args):
+    log("-- round 6: the daemon runs dpdk sessions one after another (one EAL, vdevs attached "
+        "and detached)")
+    env = dict(os.environ)
+    if dpdk_args:
+        env["JARVIS_DPDK_ARGS"] = dpdk_args  # the configuration path for EAL arguments
+    srv = subprocess.Popen(["ip", "netns", "exec", ns_a, jc, "serve", "--listen",
+                            "127.0.0.1:18080"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    base = "http://127.0.0.1:18080/packet_capture/capture"
+
+    def call(method, path, body=None):
+        args = ["ip", "netns", "exec", ns_a, "curl", "-s", "-m", "20", "-X", method,
+                "-w", "\n%{http_code}", base + path]
+        if body is not None:
+            args += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+        out = run(args, timeout=30, check_rc=False).stdout.rsplit("\n", 1)
+        return (int(out[1]) if len(out) == 2 and out[1].isdigit() else 0,
+                json.loads(out[0]) if out[0].strip().startswith("{") else {})
+
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and call("GET", "/status")[0] != 200:
+            time.sleep(0.1)
+        for i, filt in enumerate(["", "udp port 9999", ""]):
+            want = lv.N_UDP_9999 if filt else lv.N_TOTAL
+            code, body = call("POST", "/start", {"interface": "va", "backend": "dpdk",
+                                                 "buffer_size_mb": 64, "filter_expr": filt})
+            if not check(code == 200, f"daemon session {i + 1}: started", f"{code} {body}"):
+                break
+            time.sleep(0.3)
+            lv.send(ns_b, gen)
+            time.sleep(0.5)
+            code, m = call("GET", "/metrics")
+            check(m.get("packets_captured") == want and m.get("packets_dropped") == 0,
+                  f"daemon session {i + 1}: metrics say {want} captured, 0 dropped",
+                  f"{code} {m}")
+            code, body = call("POST", "/stop", {"graceful": True})
+            check(code == 200 and body.get("packets_captured") == want,
+                  f"daemon session {i + 1}: stopped with {want} packets", f"{code} {body}")
+            check(not xdp_on(ns_a, "va")[0], f"daemon session {i + 1}: no XDP program left "
+                  "on va after stop")
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            _, err = srv.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            _, err = srv.communicate()
+    check(srv.returncode == 0, "daemon: exit code 0 after SIGTERM",
+          f"rc {srv.returncode}: {err[-500:]}")
 
 
 def xdp_on(ns, dev):
@@ -220,6 +276,7 @@ def main():
             lv.round_early_signal(jc, ns_a, work)
             round_drops(jc, ns_a, ns_b, work, gen)
             round_flows(jc, ns_a, ns_b, gen)
+            round_daemon(jc, ns_a, ns_b, gen, a.dpdk_args)
             xdp, promisc = xdp_on(ns_a, "va")
             check(not xdp, "clean stop: no XDP program left on va")
             check(promisc == promisc_before, "clean stop: promiscuous mode of va as before",
