@@ -73,7 +73,11 @@ struct Engine::Member {
 struct Engine::Session {
   CaptureRequest request;
   std::string id;
+  // Each member's source is closed once the session's threads are done (Stop, or the next
+  // Start after a failure): a backend that changes the interface while it captures (xdp attaches
+  // a program that takes the packets) gives it back at once, not when the next session begins.
   std::vector<std::unique_ptr<Member>> members;
+  std::string backend_mode;  // the first source's mode(), kept after the sources are closed
   Clock::time_point started;
   double started_wall = 0;
 
@@ -117,7 +121,9 @@ Engine::~Engine() {
   if (!session_) return;
   session_->graceful.store(false);
   session_->stop.store(true);
-  for (auto& m : session_->members) m->source->Interrupt();
+  for (auto& m : session_->members) {
+    if (m->source) m->source->Interrupt();
+  }
   for (auto& m : session_->members) {
     if (m->thread.joinable()) m->thread.join();
   }
@@ -133,6 +139,7 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
   if (session_) {
     for (auto& m : session_->members) {
       if (m->thread.joinable()) m->thread.join();  // a failed session's threads
+      m->source.reset();
     }
   }
 
@@ -185,6 +192,7 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
       s->members.back()->source = std::move(*src);
     }
   }
+  s->backend_mode = s->members.front()->source->mode();
   s->started = Clock::now();
   s->started_wall = WallSeconds();
   if (next_meter_) {
@@ -322,6 +330,9 @@ Result<CaptureTotals> Engine::Stop(bool graceful) {
   s.stop.store(true, std::memory_order_release);
   for (auto& m : s.members) m->source->Interrupt();
   for (auto& m : s.members) m->thread.join();
+  // The threads took their final counters; the state is no longer kRunning, so nothing reads
+  // the sources again.
+  for (auto& m : s.members) m->source.reset();
   return MeasureLocked().totals;
 }
 
@@ -383,7 +394,7 @@ EngineStatus Engine::GetStatus() const {
   st.session_id = s.id;
   st.interface = s.request.interface;
   st.backend = s.request.backend;
-  if (!s.members.empty()) st.backend_mode = s.members.front()->source->mode();
+  st.backend_mode = s.backend_mode;
   st.buffer_size_mb = s.request.buffer_size_mb;
   st.timestamp_source = std::string(TimestampSourceName(s.request.timestamp_source));
   st.filter_expr = s.request.filter_expr;

@@ -20,10 +20,15 @@ namespaces are removed afterwards. Checks:
   5. A second capture on the interface while one runs is refused with the reason.
   6. Drops: a capture with a small UMEM is stopped (SIGSTOP) while frames arrive, then resumed:
      captured + dropped by kernel == sent, with drops > 0.
+  7. Flows: `flows -i va --backend xdp` over both queues gives the flows of `flows -r` on the
+     file sent (endpoints, packets, bytes).
+  8. Through the REST API (the daemon in namespace A): start, traffic, stop leaves nothing
+     attached, and a second start and stop on the same interface work the same.
 
 Exit 0 pass, 1 fail, 77 skipped (not root, no netns, no tcpreplay/ethtool, xdp unavailable).
 """
 
+import json
 import os
 import re
 import shutil
@@ -259,6 +264,103 @@ def part_drops(ns_a, ns_b, jc, work, frames):
     check_clean(ns_a, "drops: after SIGINT")
 
 
+def flow_tuples(text):
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            f = json.loads(line)
+            out.append((f["src_ip"], f["dst_ip"], f["src_port"], f["dst_port"], f["protocol"],
+                        f["packets"], f["bytes"]))
+    return sorted(out)
+
+
+def wait_attached(ns_a, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if xdp_attached(ns_a):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def part_flows(ns_a, ns_b, jc, gen):
+    log("-- 7: flows -i va over both queues equal flows -r of the file")
+    want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
+    cmd = ["ip", "netns", "exec", ns_a, jc, "flows", "-i", "va", "--backend", "xdp",
+           "--format", "json", "--no-progress"]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        # flows prints no ready line: the program on va says the capture is up; the sockets are
+        # bound right after it is attached.
+        check(wait_attached(ns_a), "flows: the program is attached", "")
+        time.sleep(0.5)
+        veth.send(ns_b, gen)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0, "flows: exit code 0 after SIGTERM", f"rc {p.returncode}: {err}")
+    got = flow_tuples(out)
+    check(len(want) == veth.N_TOTAL, f"flows -r: {veth.N_TOTAL} flows in the file", str(len(want)))
+    diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
+    check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, packets, "
+          "bytes)", f"{len(got)} live flows; first differences {diff}")
+    check_clean(ns_a, "flows: after SIGTERM")
+
+
+def api(ns_a, method, path, body=None):
+    """One request to the daemon listening on 127.0.0.1:18000 in namespace A (curl there)."""
+    cmd = ["ip", "netns", "exec", ns_a, "curl", "-s", "-X", method,
+           f"http://127.0.0.1:18000/packet_capture/capture/{path}"]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    out = run(cmd, timeout=30).stdout
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"unparsed": out}
+
+
+def part_api(ns_a, ns_b, jc, gen):
+    log("-- 8: the REST API: start, stop, start again")
+    srv = subprocess.Popen(["ip", "netns", "exec", ns_a, jc, "serve", "--listen",
+                            "127.0.0.1:18000"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if run(["ip", "netns", "exec", ns_a, "curl", "-s", "-o", "/dev/null",
+                    "http://127.0.0.1:18000/healthz"], check_rc=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        for turn in (1, 2):
+            r = api(ns_a, "POST", "start", {"interface": "va", "backend": "xdp",
+                                             "buffer_size_mb": 64})
+            check(r.get("status") == "started", f"api {turn}: start with backend xdp", str(r))
+            attached = xdp_attached(ns_a)
+            check("name jarvis_xsk" in attached, f"api {turn}: attached while running",
+                  attached)
+            veth.send(ns_b, gen)
+            time.sleep(0.5)
+            r = api(ns_a, "POST", "stop", {"graceful": True})
+            check(r.get("status") == "stopped" and r.get("packets_captured") == veth.N_TOTAL
+                  and r.get("packets_dropped") == 0,
+                  f"api {turn}: stop reports {veth.N_TOTAL} captured, 0 dropped", str(r))
+            check_clean(ns_a, f"api {turn}: after POST /stop (the daemon still runs)")
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+    check_clean(ns_a, "api: after the daemon ended")
+
+
 def set_two_queues(ns_a, ns_b):
     for ns, dev in ((ns_a, "va"), (ns_b, "vb")):
         run(["ip", "netns", "exec", ns, "ethtool", "-L", dev, "rx", "2", "tx", "2"])
@@ -275,7 +377,7 @@ def main():
     jc = os.path.abspath(sys.argv[1])
     if os.geteuid() != 0:
         veth.skip("needs root to create network namespaces")
-    for tool in ("ip", "tcpreplay", "ethtool", "pgrep"):
+    for tool in ("ip", "tcpreplay", "ethtool", "pgrep", "curl"):
         if shutil.which(tool) is None:
             veth.skip(f"{tool} is not installed")
     row = next((l for l in run([jc, "backends"]).stdout.splitlines()
@@ -301,6 +403,8 @@ def main():
         part_sigkill(ns_a, jc)
         part_exclusive(ns_a, jc)
         part_drops(ns_a, ns_b, jc, work, frames)
+        part_flows(ns_a, ns_b, jc, gen)
+        part_api(ns_a, ns_b, jc, gen)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         check(False, "test run", str(e))
     finally:
