@@ -7,10 +7,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "capture/source.h"
 #include "cli/signals.h"
+#include "export/flow_exporter.h"
 #include "flow/flow_format.h"
 #include "flow/flow_pipeline.h"
 #include "flow/flow_worker.h"
@@ -24,8 +27,13 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
   cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
   cmd->add_option("--backend", a.backend,
                   "Capture backend (default: libpcap for -i, file for -r)");
-  cmd->add_option("--format", a.format, "Output: table, csv or json (one object per line)")
-      ->check(CLI::IsMember({"table", "csv", "json"}));
+  cmd->add_option("--format", a.format,
+                  "Output: table, csv, json (one object per line) or none (export only)")
+      ->check(CLI::IsMember({"table", "csv", "json", "none"}));
+  cmd->add_option("--export", a.exports,
+                  "Export finished flows to a collector over UDP: ipfix://HOST[:PORT], "
+                  "netflow9://HOST[:PORT] or netflow5://HOST[:PORT], with ?biflow=1, mtu=, "
+                  "rate= (datagrams/s) and more (docs/EXPORT.md); repeatable");
   cmd->add_option("--idle-timeout", a.idle_timeout, "Seconds without packets that end a flow")
       ->check(CLI::Range(1u, 86400u));
   cmd->add_option("--active-timeout", a.active_timeout,
@@ -33,6 +41,9 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
       ->check(CLI::Range(1u, 86400u));
   cmd->add_option("--table-size", a.table_size, "Concurrent flows the table holds")
       ->check(CLI::Range(1u, 100000000u));
+  cmd->add_option("--dpdk-args", a.dpdk_args,
+                  "With --backend dpdk: EAL arguments, e.g. \"--no-huge --no-pci --vdev "
+                  "net_pcap0,rx_pcap=in.pcap\" (default: JARVIS_DPDK_ARGS, else built-in)");
   cmd->add_option("--workers", a.workers,
                   "Flow workers; with more than one, each meters its own shard on its own "
                   "thread while this one reads and decodes")
@@ -40,10 +51,11 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
   cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
   cmd->add_option("-c,--count", a.count, "Stop after this many packets");
+  cmd->add_option("--speed", a.speed,
+                  "With -r: replay at this multiple of the recorded pace (0, the default: as "
+                  "fast as possible)")
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_flag("--pipeline", a.pipeline,
-  cmd->add_option("--dpdk-args", a.dpdk_args,
-                  "With --backend dpdk: EAL arguments, e.g. \"--no-huge --no-pci --vdev "
-                  "net_pcap0,rx_pcap=in.pcap\" (default: JARVIS_DPDK_ARGS, else built-in)");
                 "Meter on a worker thread even with one worker (reader and meter in parallel)");
   cmd->add_flag("--no-progress", a.no_progress, "No progress line on a terminal");
   cmd->add_flag("--stats", a.stats, "Print meter and decoder counters to stderr at the end");
@@ -56,7 +68,9 @@ namespace {
 // Formats records as they finish and writes them to standard output in large chunks.
 class PrintSink final : public FlowSink {
  public:
-  explicit PrintSink(FlowFormat format) : format_(format) {
+  // `print` false: records are only counted (--format none).
+  PrintSink(FlowFormat format, bool print) : format_(format), print_(print) {
+    if (!print_) return;
     out_.reserve(kChunk + 4096);
     if (format_ == FlowFormat::kCsv) {
       out_ += FlowFieldNames();
@@ -69,6 +83,10 @@ class PrintSink final : public FlowSink {
   ~PrintSink() override { Flush(); }
 
   void OnFlows(std::span<const FlowRecord> records) override {
+    if (!print_) {  // --format none: counted, not printed
+      flows_ += records.size();
+      return;
+    }
     for (const FlowRecord& r : records) {
       switch (format_) {
         case FlowFormat::kJson:
@@ -88,6 +106,7 @@ class PrintSink final : public FlowSink {
   }
 
   bool Flush() {
+    if (!print_) return true;
     if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) {
       ok_ = false;
     }
@@ -99,9 +118,22 @@ class PrintSink final : public FlowSink {
  private:
   static constexpr size_t kChunk = 1 << 20;
   FlowFormat format_;
+  bool print_;
   std::string out_;
   uint64_t flows_ = 0;
   bool ok_ = true;
+};
+
+// Hands each batch to every sink in turn (the printer, then each exporter).
+class TeeSink final : public FlowSink {
+ public:
+  void Add(FlowSink* sink) { sinks_.push_back(sink); }
+  void OnFlows(std::span<const FlowRecord> records) override {
+    for (FlowSink* s : sinks_) s->OnFlows(records);
+  }
+
+ private:
+  std::vector<FlowSink*> sinks_;
 };
 
 std::string Join(const std::vector<std::string>& words) {
@@ -157,11 +189,17 @@ int RunFlows(const FlowsArgs& a) {
     return 2;
   }
   const std::string backend = !a.backend.empty() ? a.backend : from_file ? "file" : "libpcap";
+  if (!a.dpdk_args.empty() && backend != "dpdk") {
+    fmt::print(stderr, "jarvis-capture: --dpdk-args needs --backend dpdk\n");
+    return 2;
+  }
   SourceOptions opts;
+  opts.dpdk_args = a.dpdk_args;
   opts.target = from_file ? a.read_file : a.interface;
   opts.snaplen = a.snaplen;
   opts.buffer_size_kib = a.buffer_kib;
   opts.filter = Join(a.filter_words);
+  opts.replay_speed = a.speed;
   auto opened = OpenSource(backend, opts);
   if (!opened) {
     fmt::print(stderr, "jarvis-capture: {}\n", opened.error().message());
@@ -176,25 +214,40 @@ int RunFlows(const FlowsArgs& a) {
   const FlowFormat format = a.format == "json"  ? FlowFormat::kJson
                             : a.format == "csv" ? FlowFormat::kCsv
                                                 : FlowFormat::kTable;
-  PrintSink sink(format);
+  PrintSink sink(format, a.format != "none");
+  TeeSink tee;
+  tee.Add(&sink);
+  // Exporters: a file waits for the exporter (nothing is dropped), live capture never does.
+  std::vector<std::unique_ptr<FlowExporter>> exporters;
+  for (const std::string& url : a.exports) {
+    auto config = ParseExportUrl(url);
+    if (!config) {
+      fmt::print(stderr, "jarvis-capture: {}\n", config.error().message());
+      return 2;
+    }
+    config->queue_full = from_file ? QueueFullPolicy::kWait : QueueFullPolicy::kDrop;
+    auto exporter = FlowExporter::Create(*config);
+    if (!exporter) {
+      fmt::print(stderr, "jarvis-capture: export to {}: {}\n", url, exporter.error().message());
+      return 1;
+    }
+    tee.Add(exporter->get());
+    exporters.push_back(std::move(*exporter));
+  }
+  FlowSink* out = exporters.empty() ? static_cast<FlowSink*>(&sink) : &tee;
   // One thread meters inline; more workers get a reader thread that decodes and shards.
   std::optional<FlowWorker> inline_worker;
   std::optional<FlowPipeline> pipeline;
   if (a.workers <= 1 && !a.pipeline) {
-    inline_worker.emplace(config, config.table_size, &sink);
+    inline_worker.emplace(config, config.table_size, out);
   } else {
-    pipeline.emplace(config, a.workers, &sink);
+    pipeline.emplace(config, a.workers, out);
   }
   const auto active_flows = [&] {
     return inline_worker ? inline_worker->table().active_flows() : pipeline->active_flows();
   };
   ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO));
-  if (!a.dpdk_args.empty() && backend != "dpdk") {
-    fmt::print(stderr, "jarvis-capture: --dpdk-args needs --backend dpdk\n");
-    return 2;
-  }
 
-  opts.dpdk_args = a.dpdk_args;
   StopOnSignals(&src);
   PacketBatch batch;
   uint64_t packets = 0;
@@ -207,8 +260,10 @@ int RunFlows(const FlowsArgs& a) {
     }
     if (*n == 0) {
       if (!from_file) {
-        if (inline_worker) inline_worker->Tick(WallClockNs());
-        if (pipeline) pipeline->Tick(WallClockNs());
+        const TimestampNs now = WallClockNs();
+        if (inline_worker) inline_worker->Tick(now);
+        if (pipeline) pipeline->Tick(now);
+        for (auto& e : exporters) e->AdvanceClock(now);
       }
       continue;
     }
@@ -216,6 +271,10 @@ int RunFlows(const FlowsArgs& a) {
     const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(room, *n));
     if (inline_worker) inline_worker->ProcessBatch(batch, take);
     if (pipeline) pipeline->Dispatch(batch, take);
+    // The export clock follows packet time (header times agree with the flows' times).
+    if (take > 0) {
+      for (auto& e : exporters) e->AdvanceClock(batch[take - 1].ts_ns);
+    }
     packets += take;
     progress.Update(src, packets, active_flows(), sink.flows());
     if (a.count != 0 && packets >= a.count) break;
@@ -225,6 +284,14 @@ int RunFlows(const FlowsArgs& a) {
   if (pipeline) pipeline->Finish();
   progress.Clear();
   const bool written = sink.Flush();
+  // Everything metered is sent before the command exits.
+  bool exported = true;
+  for (auto& e : exporters) {
+    if (Status st = e->Stop(std::chrono::seconds(120)); !st) {
+      fmt::print(stderr, "jarvis-capture: {}\n", st.error().message());
+      exported = false;
+    }
+  }
 
   if (a.stats) {
     const FlowCounters c =
@@ -243,6 +310,12 @@ int RunFlows(const FlowsArgs& a) {
     d.ForEach([](std::string_view name, std::string_view, uint64_t v) {
       if (v != 0) fmt::print(stderr, "  {}: {}\n", name, v);
     });
+    for (const auto& e : exporters) {
+      fmt::print(stderr, "export {} (from port {}):\n", e->config().Url(), e->source_port());
+      e->Stats().ForEach([](std::string_view name, std::string_view, uint64_t v) {
+        fmt::print(stderr, "  {}: {}\n", name, v);
+      });
+    }
   }
   if (!written) {
     fmt::print(stderr, "jarvis-capture: writing flows to standard output failed\n");
@@ -252,7 +325,7 @@ int RunFlows(const FlowsArgs& a) {
     fmt::print(stderr, "jarvis-capture: {}\n", failure->message());
     return 1;
   }
-  return 0;
+  return exported ? 0 : 1;
 }
 
 }  // namespace jarvis::cli
