@@ -902,8 +902,8 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
 std::string UnavailableReason() {
   // The EAL is not started for this: listing backends must not initialise DPDK.
   if (!HasNetRaw()) {
-    return "DPDK's EAL and its af_packet/af_xdp devices need root or CAP_NET_RAW, "
-           "CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_IPC_LOCK";
+    return "needs root: the net_af_packet and net_af_xdp devices open raw sockets "
+           "(CAP_NET_RAW), which this process cannot";
   }
   return {};
 }
