@@ -20,5 +20,5 @@
 struct jarvis_xdp_meta {
   __u64 mono_ns;  // bpf_ktime_get_ns(): CLOCK_MONOTONIC when the packet reached the hook
   __u32 reserved;
-  __u32 magic;    // JARVIS_XDP_META_MAGIC, last so it sits right before the packet
+  __u32 magic;  // JARVIS_XDP_META_MAGIC, last so it sits right before the packet
 };

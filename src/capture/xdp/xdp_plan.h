@@ -16,8 +16,8 @@ namespace jarvis::xdp {
 constexpr uint32_t kFrameSize = 4096;               // one UMEM frame per packet (aligned mode)
 constexpr uint32_t kDefaultFramesPerQueue = 32768;  // 128 MiB per RX queue
 constexpr uint32_t kMinFramesPerQueue = 1024;
-constexpr uint32_t kMaxFramesPerQueue = 262144;     // 1 GiB per RX queue
-constexpr uint32_t kCompRingSize = 64;              // receive only: the completion ring idles
+constexpr uint32_t kMaxFramesPerQueue = 262144;  // 1 GiB per RX queue
+constexpr uint32_t kCompRingSize = 64;           // receive only: the completion ring idles
 
 // The UMEM of one RX queue socket and its rings.
 struct UmemPlan {

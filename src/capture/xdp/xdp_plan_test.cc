@@ -36,10 +36,10 @@ TEST(XdpMode, Names) {
 }
 
 TEST(XdpDrops, RxDroppedPlusRingFullOnly) {
-  XskCounters a{.rx_dropped = 5, .rx_invalid_descs = 7, .rx_ring_full = 3,
-                .rx_fill_ring_empty_descs = 5};
-  XskCounters b{.rx_dropped = 1, .rx_invalid_descs = 0, .rx_ring_full = 2,
-                .rx_fill_ring_empty_descs = 9};
+  XskCounters a{
+      .rx_dropped = 5, .rx_invalid_descs = 7, .rx_ring_full = 3, .rx_fill_ring_empty_descs = 5};
+  XskCounters b{
+      .rx_dropped = 1, .rx_invalid_descs = 0, .rx_ring_full = 2, .rx_fill_ring_empty_descs = 9};
   a += b;
   EXPECT_EQ(a.rx_fill_ring_empty_descs, 14u);
   EXPECT_EQ(DroppedPackets(a), 5u + 3u + 1u + 2u);

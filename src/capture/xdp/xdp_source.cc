@@ -109,7 +109,7 @@ Result<std::string> FindObject() {
   const auto candidates = xdp::ObjectCandidates(ExePath(), std::getenv("JARVIS_XDP_OBJECT"));
   std::string looked;
   for (const std::string& c : candidates) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(c.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return c;
     if (!looked.empty()) looked += ", ";
     looked += c;
@@ -297,8 +297,9 @@ Result<std::unique_ptr<XskQueue>> OpenQueue(const std::string& iface, uint32_t q
       q->umem = nullptr;
       Error e = LibError(rc, "registering the UMEM for queue " + std::to_string(queue_id));
       if (rc == -ENOBUFS || rc == -ENOMEM || rc == -EPERM) {
-        e = Error(e.code(), e.message() + " (locked memory: needs CAP_IPC_LOCK or a higher "
-                                          "RLIMIT_MEMLOCK, or a smaller buffer)");
+        e = Error(e.code(), e.message() +
+                                " (locked memory: needs CAP_IPC_LOCK or a higher "
+                                "RLIMIT_MEMLOCK, or a smaller buffer)");
       }
       return std::unexpected(std::move(e));
     }
@@ -317,8 +318,7 @@ Result<std::unique_ptr<XskQueue>> OpenQueue(const std::string& iface, uint32_t q
     xsk_umem__delete(q->umem);
     q->umem = nullptr;
     if (!tried.empty()) tried += "; ";
-    tried += std::string(bind_mode == XDP_ZEROCOPY ? "zero-copy: " : "copy: ") +
-             std::strerror(-rc);
+    tried += std::string(bind_mode == XDP_ZEROCOPY ? "zero-copy: " : "copy: ") + std::strerror(-rc);
     if (bind_mode == XDP_COPY) {
       return std::unexpected(LibError(rc, "binding an AF_XDP socket to " + iface + " queue " +
                                               std::to_string(queue_id) + " (" + tried + ")"));
@@ -382,9 +382,9 @@ class Attachment {
       } else if (word == "netlink") {
         p.netlink = true;
       } else if (word != "link") {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         "JARVIS_XDP_ATTACH: unknown word '" + std::string(word) +
-                             "' (known: native, skb, link, netlink)");
+        return MakeError(ErrorCode::kInvalidArgument, "JARVIS_XDP_ATTACH: unknown word '" +
+                                                          std::string(word) +
+                                                          "' (known: native, skb, link, netlink)");
       }
     }
     if (only_native != only_skb) {
@@ -591,8 +591,8 @@ class XdpSource final : public CaptureSource {
       xdp_statistics st{};
       socklen_t len = sizeof st;
       if (::getsockopt(q->fd(), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) {
-        return ErrnoError(errno, "XDP_STATISTICS on " + iface_ + " queue " +
-                                     std::to_string(q->queue_id));
+        return ErrnoError(errno,
+                          "XDP_STATISTICS on " + iface_ + " queue " + std::to_string(q->queue_id));
       }
       total += xdp::XskCounters{st.rx_dropped, st.rx_invalid_descs, st.rx_ring_full,
                                 st.rx_fill_ring_empty_descs};
