@@ -129,12 +129,14 @@ Result<ExportConfig> ParseExportUrl(std::string_view url) {
       ok = ParseUint(val, c.template_refresh_packets);
     } else if (key == "queue") {
       ok = ParseUint(val, c.queue_capacity);
+    } else if (key == "hold") {
+      ok = ParseUint(val, c.max_hold_ms, 60000);
     } else if (key == "source_port") {
       ok = ParseUint(val, c.source_port);
     } else {
       return std::unexpected(
           Invalid(url, fmt::format("unknown parameter '{}' (biflow, mtu, rate, domain, "
-                                   "template_refresh, template_packets, queue, source_port)",
+                                   "template_refresh, template_packets, queue, hold, source_port)",
                                    key)));
     }
     if (!ok) {

@@ -1,7 +1,8 @@
 // What a flow exporter sends where: the collector, the format and the knobs of the exporter
 // thread; and the export URL syntax of the command line.
 //
-//   ipfix://HOST[:PORT][?biflow=1&mtu=1400&rate=20000&domain=1&template_refresh=10]
+//   ipfix://HOST[:PORT][?biflow=1&mtu=1400&rate=20000&domain=1&template_refresh=10
+//                        &template_packets=100&queue=65536&hold=200&source_port=0]
 //   netflow9://HOST[:PORT][?...]     netflow5://HOST[:PORT][?...]
 //
 // HOST is an IPv4 address, an IPv6 address in brackets ([::1]) or a host name (resolved when the
@@ -37,7 +38,8 @@ struct ExportConfig {
   // Datagrams per second at most (0: as fast as the socket takes them). A local collector
   // with a 4 MiB receive buffer loses datagrams to unpaced bursts; see docs/EXPORT.md.
   uint32_t max_datagrams_per_sec = 20000;
-  uint16_t source_port = 0;  // 0: an ephemeral port, kept for the lifetime
+  uint32_t max_hold_ms = 200;  // a partly filled message waits at most this long for records
+  uint16_t source_port = 0;    // 0: an ephemeral port, kept for the lifetime
 
   // "ipfix://127.0.0.1:4739?biflow=1": the URL that gives this configuration.
   std::string Url() const;

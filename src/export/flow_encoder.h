@@ -95,6 +95,9 @@ class FlowEncoder {
   // The next message starts with every template (IPFIX: and the exporter options record).
   void RequestTemplates() { templates_due_ = true; }
 
+  // True while a message holds records that Flush would send.
+  bool has_open_message() const { return open_; }
+
   // Moves the clock forward to `now` (never back).
   void AdvanceClock(TimestampNs now) {
     if (now > clock_ns_) clock_ns_ = now;

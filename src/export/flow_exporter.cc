@@ -156,6 +156,8 @@ void FlowExporter::AdvanceClock(TimestampNs now) {
 Status FlowExporter::Flush(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   const uint64_t target = batches_in_;
+  flush_requested_ = true;
+  work_cv_.notify_all();
   if (!done_cv_.wait_for(lock, timeout, [&] { return batches_done_ >= target || exited_; })) {
     return MakeError(ErrorCode::kUnavailable,
                      fmt::format("export to {}: {} flow records still queued after {} ms",
@@ -203,9 +205,11 @@ void FlowExporter::Run() {
   const bool timed_refresh =
       config_.template_refresh_sec != 0 && config_.version != ExportVersion::kNetflow5;
   const auto refresh = std::chrono::seconds(config_.template_refresh_sec);
+  const auto max_hold = std::chrono::milliseconds(config_.max_hold_ms);
   Clock::time_point next_refresh = Clock::now() + refresh;
+  Clock::time_point open_since{};  // when the open message got its first record
   MessageBuffer out;
-  uint64_t unsent_batches = 0;  // taken from the queue, not yet flushed out
+  uint64_t unsent_batches = 0;  // taken from the queue, not yet all sent
   const auto publish = [&] {
     const EncoderCounters& c = encoder_->counters();
     flows_skipped_ipv6_.store(c.skipped_ipv6, std::memory_order_relaxed);
@@ -215,13 +219,19 @@ void FlowExporter::Run() {
 
   for (;;) {
     std::vector<FlowRecord> batch;
-    bool queue_empty = false, stop = false;
+    bool queue_empty = false, stop = false, flush = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      while (queue_.empty() && !stopping_ && !abort_.load()) {
-        if (!timed_refresh) {
+      // Wait for records, a stop, a flush request, the template timer, or the moment the
+      // open message has waited long enough to fill.
+      for (;;) {
+        if (!queue_.empty() || stopping_ || flush_requested_ || abort_.load()) break;
+        Clock::time_point deadline = Clock::time_point::max();
+        if (timed_refresh) deadline = next_refresh;
+        if (encoder_->has_open_message()) deadline = std::min(deadline, open_since + max_hold);
+        if (deadline == Clock::time_point::max()) {
           work_cv_.wait(lock);
-        } else if (work_cv_.wait_until(lock, next_refresh) == std::cv_status::timeout) {
+        } else if (work_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
           break;
         }
       }
@@ -244,6 +254,8 @@ void FlowExporter::Run() {
       }
       queue_empty = queue_.empty();
       stop = stopping_ && queue_empty;
+      flush = (flush_requested_ || stopping_) && queue_empty;
+      if (flush) flush_requested_ = false;
     }
 
     encoder_->AdvanceClock(clock_.load(std::memory_order_relaxed));
@@ -252,27 +264,37 @@ void FlowExporter::Run() {
     if (timed_refresh && now >= next_refresh) {
       encoder_->RequestTemplates();
       next_refresh = now + refresh;
+      flush = true;  // the templates go out now, with what is waiting
     }
-    if (!batch.empty()) encoder_->Add(batch, out);
-    if (queue_empty) encoder_->Flush(out);
+    if (!batch.empty()) {
+      const bool was_open = encoder_->has_open_message();
+      encoder_->Add(batch, out);
+      if (!out.messages.empty() || !was_open) open_since = now;
+    }
+    // A partly filled message goes out when it has waited max_hold, or on a flush or stop.
+    if (queue_empty && encoder_->has_open_message() && now - open_since >= max_hold) {
+      flush = true;
+    }
+    if (flush) encoder_->Flush(out);
     if (out.messages.size() >= kSendBurst || (queue_empty && !out.messages.empty())) {
       Send(out);
       out.Clear();
     }
     publish();
+    const bool all_sent = queue_empty && out.messages.empty() && !encoder_->has_open_message();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!batch.empty()) {
         batch.clear();
         spare_.push_back(std::move(batch));
       }
-      if (queue_empty) {
+      if (all_sent) {
         batches_done_ += unsent_batches;
         unsent_batches = 0;
       }
       if (stop) exited_ = true;
     }
-    if (queue_empty) done_cv_.notify_all();
+    if (all_sent) done_cv_.notify_all();
     if (stop) return;
   }
 }

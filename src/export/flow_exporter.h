@@ -12,6 +12,8 @@
 //   later send, which is counted (`refused`) and never fatal.
 // - Sends are paced (ExportConfig::max_datagrams_per_sec, bursts of at most 32 datagrams), so a
 //   collector's receive buffer is not overrun by bursts; sequence numbers reveal any loss.
+// - A partly filled message waits at most ExportConfig::max_hold_ms for more records, so
+//   datagrams stay full when flows end one by one (live capture, paced replays).
 // - Templates (v9, IPFIX) are re-sent every template_refresh_sec of wall time and every
 //   template_refresh_packets messages; never withdrawn.
 // - Time comes from the flows (see flow_encoder.h) and from AdvanceClock(): offline runs use
@@ -125,6 +127,7 @@ class FlowExporter final : public FlowSink {
   uint64_t batches_in_ = 0;                     // batches queued so far; guarded by mu_
   uint64_t batches_done_ = 0;                   // ... encoded and sent; guarded by mu_
   bool stopping_ = false;                       // guarded by mu_
+  bool flush_requested_ = false;                // guarded by mu_
   bool exited_ = false;                         // guarded by mu_
   std::atomic<bool> abort_{false};
   std::atomic<TimestampNs> clock_{0};
