@@ -171,7 +171,9 @@ int LibraryPrint(int level, const char* format, va_list args) {
 }
 
 // Points libbpf's and libxdp's output at the ring, where the net_af_xdp driver has loaded them
-// (they print to stderr by default, which would break the CLI's first line).
+// (they print to stderr by default, which would break the CLI's first line). A callback that
+// another part of the process installed (the xdp backend's) is left in place: it keeps the
+// output off stderr too.
 void RedirectLibraryPrints() {
   using PrintFn = int (*)(int, const char*, va_list);
   for (auto [lib, sym] : {std::pair{"libbpf.so.1", "libbpf_set_print"},
@@ -179,7 +181,14 @@ void RedirectLibraryPrints() {
     void* h = ::dlopen(lib, RTLD_NOW | RTLD_NOLOAD);
     if (h == nullptr) continue;
     if (auto set = reinterpret_cast<PrintFn (*)(PrintFn)>(::dlsym(h, sym)); set != nullptr) {
-      set(&LibraryPrint);
+      const PrintFn old = set(&LibraryPrint);
+      // The library's own default lives inside the library; anything else is someone's.
+      Dl_info info{};
+      if (old != nullptr && old != &LibraryPrint &&
+          (::dladdr(reinterpret_cast<void*>(old), &info) == 0 || info.dli_fname == nullptr ||
+           std::strstr(info.dli_fname, lib) == nullptr)) {
+        set(old);
+      }
     }
     ::dlclose(h);  // drops only the reference NOLOAD took
   }
@@ -428,6 +437,7 @@ struct PortSetup {
   std::string bus;          // "vdev" or "pci"
   rte_mempool* pool = nullptr;
   uint16_t rx_queues = 1;
+  uint32_t kernel_ifindex = 0;  // the interface under a net_af_xdp/net_af_packet vdev, else 0
   bool promisc_enabled_here = false;
 };
 
@@ -594,7 +604,7 @@ class DpdkSource final : public CaptureSource {
         v.caplen = std::min(seg_len, snaplen_);
         v.wirelen = wirelen;
         v.ts_ns = ts;
-        v.ifindex = port_.port;
+        v.ifindex = port_.kernel_ifindex;
         held_mbufs_[held_++] = m;
         bytes += v.caplen;
         wire += wirelen;
@@ -855,13 +865,16 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
     reader = "dpdk/" + port.driver;
   }
 
+  if (port.kernel_ifindex == 0) {
+    const std::string iface = ifindex ? target : DevargsValue(port.devargs, "iface");
+    if (!iface.empty()) port.kernel_ifindex = ::if_nametoindex(iface.c_str());
+  }
+
   // Where drops are read from (see the top of this file).
   DropSource drops = DropSource::kEthdev;
   std::vector<UniqueFd> drop_fds;
   if (port.driver == "net_af_packet") {
-    const uint32_t dev_if =
-        ifindex ? ifindex : ::if_nametoindex(DevargsValue(port.devargs, "iface").c_str());
-    drop_fds = NewSockets(sockets_before, AF_PACKET, dev_if);
+    drop_fds = NewSockets(sockets_before, AF_PACKET, port.kernel_ifindex);
     drops = drop_fds.empty() ? DropSource::kNone : DropSource::kPacketStatistics;
   } else if (port.driver == "net_af_xdp") {
     drop_fds = NewSockets(sockets_before, AF_XDP, 0);
