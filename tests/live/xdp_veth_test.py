@@ -24,6 +24,8 @@ namespaces are removed afterwards. Checks:
      file sent (endpoints, packets, bytes).
   8. Through the REST API (the daemon in namespace A): start, traffic, stop leaves nothing
      attached, and a second start and stop on the same interface work the same.
+  9. Fallback: on an ifb device (no native XDP) in namespace A the backend takes generic mode by
+     itself and says why (`skb/copy (native mode refused: ...)`); nothing stays attached.
 
 Exit 0 pass, 1 fail, 77 skipped (not root, no netns, no tcpreplay/ethtool, xdp unavailable).
 """
@@ -361,6 +363,40 @@ def part_api(ns_a, ns_b, jc, gen):
     check_clean(ns_a, "api: after the daemon ended")
 
 
+def part_fallback(ns_a, jc):
+    log("-- 9: automatic fallback to generic mode on a device without native XDP (ifb)")
+    if run(["ip", "-n", ns_a, "link", "add", "xdpifb", "type", "ifb"],
+           check_rc=False).returncode != 0:
+        log("   no ifb devices in this kernel: part skipped")
+        return
+    run(["ip", "-n", ns_a, "link", "set", "xdpifb", "up"])
+    p = subprocess.Popen(["ip", "netns", "exec", ns_a, jc, "capture", "-i", "xdpifb",
+                          "--backend", "xdp", "-q", "-w", "/dev/null"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stderr.readline()
+        mode = p.stderr.readline().strip()
+        out = run(["ip", "-n", ns_a, "link", "show", "dev", "xdpifb"]).stdout
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
+    log(f"   {mode}")
+    check(first.startswith("listening on xdpifb"), "fallback: capture started", first)
+    check(mode.startswith("xdp mode: skb/copy (native mode refused: "),
+          "fallback: generic mode taken by itself, with the reason", mode)
+    check("prog/xdp" in out and "name jarvis_xsk" in out, "fallback: attached while running",
+          out)
+    check(rc == 0, "fallback: exit code 0 after SIGTERM", str(rc))
+    out = run(["ip", "-n", ns_a, "link", "show", "dev", "xdpifb"]).stdout
+    check("prog/xdp" not in out, "fallback: nothing attached after stop", out)
+    run(["ip", "-n", ns_a, "link", "del", "xdpifb"], check_rc=False)
+
+
 def set_two_queues(ns_a, ns_b):
     for ns, dev in ((ns_a, "va"), (ns_b, "vb")):
         run(["ip", "netns", "exec", ns, "ethtool", "-L", dev, "rx", "2", "tx", "2"])
@@ -405,6 +441,7 @@ def main():
         part_drops(ns_a, ns_b, jc, work, frames)
         part_flows(ns_a, ns_b, jc, gen)
         part_api(ns_a, ns_b, jc, gen)
+        part_fallback(ns_a, jc)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         check(False, "test run", str(e))
     finally:

@@ -416,6 +416,7 @@ class Attachment {
           return {};
         }
         if (fd != -EINVAL) links_unsupported = false;
+        if (mode == XDP_FLAGS_DRV_MODE) native_refused_ = std::strerror(-fd);
         Note(tried, mode, "bpf_link", fd);
       }
     }
@@ -450,6 +451,10 @@ class Attachment {
     return mode_ == XDP_FLAGS_DRV_MODE ? AttachMode::kNative : AttachMode::kGeneric;
   }
   bool netlink() const { return netlink_; }
+  // Why native mode was refused when generic mode was taken instead; empty otherwise.
+  std::string native_refused() const {
+    return mode_ == XDP_FLAGS_SKB_MODE ? native_refused_ : std::string();
+  }
 
  private:
   static void Note(std::string& tried, uint32_t mode, const char* how, int rc) {
@@ -463,6 +468,7 @@ class Attachment {
   uint32_t ifindex_ = 0;
   int prog_fd_ = -1;
   uint32_t mode_ = 0;
+  std::string native_refused_;
 };
 
 class XdpSource final : public CaptureSource {
@@ -524,6 +530,9 @@ class XdpSource final : public CaptureSource {
       queues_.push_back(std::move(*q));
     }
     mode_ = xdp::ModeName(attachment_.mode(), queues_.front()->zero_copy);
+    if (std::string why = attachment_.native_refused(); !why.empty()) {
+      mode_ += " (native mode refused: " + why + ")";
+    }
     if (attachment_.netlink()) mode_ += " (netlink attach)";
     if (!stale->empty()) mode_ += " (" + *stale + ")";
 
