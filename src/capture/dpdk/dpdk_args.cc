@@ -6,7 +6,7 @@
 namespace jarvis::dpdk {
 namespace {
 
-constexpr unsigned kAfPacketFrameBytes = 2048;   // holds a 1500-byte MTU frame and its header
+constexpr unsigned kAfPacketFrameBytes = 2048;  // holds a 1500-byte MTU frame and its header
 constexpr unsigned kAfPacketBlockBytes = 1 << 20;
 constexpr unsigned kFramesPerBlock = kAfPacketBlockBytes / kAfPacketFrameBytes;
 
@@ -148,8 +148,8 @@ int FindVdevForTarget(const std::vector<std::string>& vdevs, std::string_view ta
 
 std::string DefaultVdev(std::string_view driver, unsigned serial, std::string_view iface,
                         unsigned buffer_kib, unsigned rx_queues) {
-  std::string d = std::string(driver) + "_jarvis" + std::to_string(serial) + ",iface=" +
-                  std::string(iface);
+  std::string d =
+      std::string(driver) + "_jarvis" + std::to_string(serial) + ",iface=" + std::string(iface);
   if (driver == "net_af_packet") {
     // The kernel ring is the buffer: whole 1 MiB blocks of 2 KiB frames.
     const unsigned blocks = std::max(1u, buffer_kib / (kAfPacketBlockBytes / 1024));

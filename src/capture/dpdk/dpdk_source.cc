@@ -43,8 +43,8 @@ std::vector<std::string> PluginCandidates() {
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     out.push_back((exe.parent_path() / kPluginFile).string());
-    out.push_back((exe.parent_path().parent_path() / "lib" / "jarvis-capture" / kPluginFile)
-                      .string());
+    out.push_back(
+        (exe.parent_path().parent_path() / "lib" / "jarvis-capture" / kPluginFile).string());
   }
   return out;
 }
@@ -65,9 +65,8 @@ const Result<const dpdk::PluginApi*>& Plugin() {
       }
       return dpdk::LoadPlugin(path);
     }
-    return MakeError(ErrorCode::kUnavailable,
-                     std::string("the DPDK plugin ") + dpdk::kPluginFile +
-                         " is not installed (looked for " + tried + ")");
+    return MakeError(ErrorCode::kUnavailable, std::string("the DPDK plugin ") + dpdk::kPluginFile +
+                                                  " is not installed (looked for " + tried + ")");
   }();
   return plugin;
 }

@@ -107,7 +107,10 @@ std::string Reason(const Result<Api>& api, const std::string& module_proc) {
 class PfRingSource final : public CaptureSource {
  public:
   PfRingSource(const Api& api, void* ring, std::string device, uint32_t snaplen)
-      : api_(api), ring_(ring), device_(std::move(device)), snaplen_(snaplen),
+      : api_(api),
+        ring_(ring),
+        device_(std::move(device)),
+        snaplen_(snaplen),
         arena_(PacketBatch::kMaxBurst * static_cast<size_t>(snaplen)) {}
   ~PfRingSource() override { api_.close(ring_); }
 
@@ -212,9 +215,9 @@ Result<std::unique_ptr<CaptureSource>> OpenPfRingSource(const SourceOptions& o) 
     std::string f = o.filter;
     if (api.set_bpf_filter(ring, f.data()) != 0) {
       api.close(ring);
-      return std::unexpected(Error(ErrorCode::kInvalidArgument,
-                                   "pfring_set_bpf_filter refused '" + o.filter + "'")
-                                 .WithField("filter"));
+      return std::unexpected(
+          Error(ErrorCode::kInvalidArgument, "pfring_set_bpf_filter refused '" + o.filter + "'")
+              .WithField("filter"));
     }
   }
   if (api.enable_ring(ring) != 0) {

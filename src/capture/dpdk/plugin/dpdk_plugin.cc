@@ -20,6 +20,8 @@
 // duplicates of the sockets those drivers opened, found as the sockets of that family that
 // appeared in this process while the port was set up. Other ports report rte_eth_stats
 // imissed + rx_nombuf.
+#include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
@@ -34,8 +36,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
-#include <dlfcn.h>
 
 #include <rte_bus.h>
 #include <rte_dev.h>
@@ -81,7 +81,8 @@ constexpr unsigned kDefaultBufferKib = 64 * 1024;
 constexpr unsigned kDefaultEalMemoryMb = 256;
 constexpr uint16_t kMaxRxQueues = 16;
 constexpr uint32_t kSpinPolls = 64;
-constexpr uint32_t kAfXdpFillMbufs = 2048;  // ETH_AF_XDP_DFLT_NUM_DESCS in DPDK 22.11  // empty polls before the receive loop starts to sleep
+constexpr uint32_t kAfXdpFillMbufs = 2048;  // ETH_AF_XDP_DFLT_NUM_DESCS in DPDK 22.11  // empty
+                                            // polls before the receive loop starts to sleep
 
 // ----------------------------------------------------------------------------- log ring
 
@@ -217,9 +218,10 @@ class Eal {
     if (ready_) {
       if (args != args_) {
         return MakeError(ErrorCode::kFailedPrecondition,
-                         "the DPDK EAL of this process was initialised with '" +
-                             JoinArgs(args_) + "' and DPDK 22.11 cannot initialise it again; "
-                             "restart the process to use '" + JoinArgs(args) + "'");
+                         "the DPDK EAL of this process was initialised with '" + JoinArgs(args_) +
+                             "' and DPDK 22.11 cannot initialise it again; "
+                             "restart the process to use '" +
+                             JoinArgs(args) + "'");
       }
       return {};
     }
@@ -261,14 +263,14 @@ class Eal {
     }
     if (have_cpus) pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
     if (rc < 0) {
-      std::string msg = WithLog("DPDK EAL initialisation with '" + JoinArgs(args) +
-                                    "' failed: " + rte_strerror(err),
-                                mark);
+      std::string msg = WithLog(
+          "DPDK EAL initialisation with '" + JoinArgs(args) + "' failed: " + rte_strerror(err),
+          mark);
       // A bad argument leaves the EAL able to try again; anything later does not.
       if (err != EINVAL) failure_ = msg;
-      return MakeError(err == EACCES || err == EPERM ? ErrorCode::kPermissionDenied
-                                                     : ErrorCode::kUnavailable,
-                       msg);
+      return MakeError(
+          err == EACCES || err == EPERM ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable,
+          msg);
     }
     ready_ = true;
     args_ = args;
@@ -354,8 +356,7 @@ Result<bool> XdpAttached(uint32_t ifindex) {
   const ssize_t got = ::recv(fd.get(), buf, sizeof buf, 0);
   if (got < 0) return ErrnoError(errno, "RTM_GETLINK reply");
   unsigned left = static_cast<unsigned>(got);
-  for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, left);
-       nh = NLMSG_NEXT(nh, left)) {
+  for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
     if (nh->nlmsg_type == NLMSG_ERROR) {
       const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nh));
       return ErrnoError(-e->error, "RTM_GETLINK");
@@ -366,8 +367,7 @@ Result<bool> XdpAttached(uint32_t ifindex) {
     for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
       if ((a->rta_type & NLA_TYPE_MASK) != IFLA_XDP) continue;
       int inner = static_cast<int>(RTA_PAYLOAD(a));
-      for (auto* x = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(x, inner);
-           x = RTA_NEXT(x, inner)) {
+      for (auto* x = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(x, inner); x = RTA_NEXT(x, inner)) {
         if (x->rta_type == IFLA_XDP_ATTACHED) {
           return *static_cast<const uint8_t*>(RTA_DATA(x)) != XDP_ATTACHED_NONE;
         }
@@ -430,11 +430,11 @@ enum class DropSource { kEthdev, kPacketStatistics, kXdpStatistics, kNone };
 
 struct PortSetup {
   uint16_t port = 0;
-  std::string name;         // ethdev name
-  std::string devargs;      // what it was attached with ("" when it was there already)
-  std::string driver;       // "net_af_packet", "net_ice", ...
-  std::string bus_device;   // what we attached ("" when the port was there already)
-  std::string bus;          // "vdev" or "pci"
+  std::string name;        // ethdev name
+  std::string devargs;     // what it was attached with ("" when it was there already)
+  std::string driver;      // "net_af_packet", "net_ice", ...
+  std::string bus_device;  // what we attached ("" when the port was there already)
+  std::string bus;         // "vdev" or "pci"
   rte_mempool* pool = nullptr;
   uint16_t rx_queues = 1;
   uint32_t kernel_ifindex = 0;  // the interface under a net_af_xdp/net_af_packet vdev, else 0
@@ -454,8 +454,7 @@ void TearDown(PortSetup& p, bool started) {
 class DpdkSource final : public CaptureSource {
  public:
   DpdkSource(PortSetup port, UniqueFd wake, std::unique_ptr<BpfProgram> filter, uint32_t snaplen,
-             DropSource drops, std::vector<UniqueFd> drop_fds, std::string reader,
-             std::string mode)
+             DropSource drops, std::vector<UniqueFd> drop_fds, std::string reader, std::string mode)
       : port_(std::move(port)),
         wake_(std::move(wake)),
         filter_(std::move(filter)),
@@ -659,20 +658,23 @@ uint32_t NextPow2(uint32_t v) {
 Status StartPort(PortSetup& p, const SourceOptions& o, unsigned buffer_kib) {
   rte_eth_dev_info info{};
   if (const int rc = rte_eth_dev_info_get(p.port, &info); rc != 0) {
-    return MakeError(ErrorCode::kIoError, "rte_eth_dev_info_get: " + std::string(rte_strerror(-rc)));
+    return MakeError(ErrorCode::kIoError,
+                     "rte_eth_dev_info_get: " + std::string(rte_strerror(-rc)));
   }
   p.driver = info.driver_name ? info.driver_name : "";
   // net_af_xdp has one socket per interface queue; elsewhere one queue gets everything
   // (no RSS is configured).
-  p.rx_queues = p.driver == "net_af_xdp"
-                    ? static_cast<uint16_t>(std::clamp<uint16_t>(info.max_rx_queues, 1, kMaxRxQueues))
-                    : 1;
-  uint16_t nb_rxd = static_cast<uint16_t>(
-      std::clamp<uint32_t>(NextPow2(buffer_kib / 2), 512, 4096));
+  p.rx_queues =
+      p.driver == "net_af_xdp"
+          ? static_cast<uint16_t>(std::clamp<uint16_t>(info.max_rx_queues, 1, kMaxRxQueues))
+          : 1;
+  uint16_t nb_rxd =
+      static_cast<uint16_t>(std::clamp<uint32_t>(NextPow2(buffer_kib / 2), 512, 4096));
   uint16_t nb_txd = 64;
   rte_eth_conf conf{};
   if (const int rc = rte_eth_dev_configure(p.port, p.rx_queues, p.rx_queues, &conf); rc != 0) {
-    return MakeError(ErrorCode::kIoError, "rte_eth_dev_configure: " + std::string(rte_strerror(-rc)));
+    return MakeError(ErrorCode::kIoError,
+                     "rte_eth_dev_configure: " + std::string(rte_strerror(-rc)));
   }
   rte_eth_dev_adjust_nb_rx_tx_desc(p.port, &nb_rxd, &nb_txd);
   // The pool feeds the rx descriptors, net_af_xdp's fill ring (the driver puts 2048 mbufs
@@ -685,19 +687,19 @@ Status StartPort(PortSetup& p, const SourceOptions& o, unsigned buffer_kib) {
   p.pool = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                    socket < 0 ? static_cast<int>(SOCKET_ID_ANY) : socket);
   if (p.pool == nullptr) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "mempool of " + std::to_string(mbufs) + " mbufs: " +
-                         rte_strerror(rte_errno) + " (give the EAL more memory with -m)");
+    return MakeError(ErrorCode::kUnavailable, "mempool of " + std::to_string(mbufs) +
+                                                  " mbufs: " + rte_strerror(rte_errno) +
+                                                  " (give the EAL more memory with -m)");
   }
   for (uint16_t q = 0; q < p.rx_queues; ++q) {
     if (const int rc = rte_eth_rx_queue_setup(p.port, q, nb_rxd, socket, nullptr, p.pool);
         rc != 0) {
-      return MakeError(ErrorCode::kIoError, "rx queue " + std::to_string(q) + " setup: " +
-                                                rte_strerror(-rc));
+      return MakeError(ErrorCode::kIoError,
+                       "rx queue " + std::to_string(q) + " setup: " + rte_strerror(-rc));
     }
     if (const int rc = rte_eth_tx_queue_setup(p.port, q, nb_txd, socket, nullptr); rc != 0) {
-      return MakeError(ErrorCode::kIoError, "tx queue " + std::to_string(q) + " setup: " +
-                                                rte_strerror(-rc));
+      return MakeError(ErrorCode::kIoError,
+                       "tx queue " + std::to_string(q) + " setup: " + rte_strerror(-rc));
     }
   }
   if (o.promiscuous && rte_eth_promiscuous_get(p.port) == 0) {
@@ -713,8 +715,9 @@ Status StartPort(PortSetup& p, const SourceOptions& o, unsigned buffer_kib) {
 Result<uint16_t> Attach(const std::string& bus, const std::string& devargs, PortSetup& p) {
   const std::string name(DevargsName(devargs));
   if (const int rc = rte_dev_probe(devargs.c_str()); rc != 0) {
-    return MakeError(rc == -ENOENT || rc == -ENODEV ? ErrorCode::kNotFound : ErrorCode::kUnavailable,
-                     "attaching DPDK device '" + devargs + "' failed: " + rte_strerror(-rc));
+    return MakeError(
+        rc == -ENOENT || rc == -ENODEV ? ErrorCode::kNotFound : ErrorCode::kUnavailable,
+        "attaching DPDK device '" + devargs + "' failed: " + rte_strerror(-rc));
   }
   p.bus = bus;
   p.bus_device = name;
@@ -747,7 +750,8 @@ Result<PortSetup> SetUp(const SourceOptions& o, const std::string& bus, const st
 
 Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
   const std::string& target = o.target;
-  if (target.empty()) return MakeError(ErrorCode::kInvalidArgument, "no interface or DPDK port given");
+  if (target.empty())
+    return MakeError(ErrorCode::kInvalidArgument, "no interface or DPDK port given");
   if (o.timestamp_source == TimestampSource::kHardware ||
       o.timestamp_source == TimestampSource::kPtp) {
     return std::unexpected(
@@ -821,9 +825,10 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
       auto xdp = XdpAttached(ifindex);
       if (xdp && *xdp) {
         return MakeError(ErrorCode::kFailedPrecondition,
-                         "interface " + target + " already has an XDP program attached "
-                         "(another capture?): packets it redirects would never reach the "
-                         "capture; detach it, or name a vdev with --dpdk-args");
+                         "interface " + target +
+                             " already has an XDP program attached "
+                             "(another capture?): packets it redirects would never reach the "
+                             "capture; detach it, or name a vdev with --dpdk-args");
       }
       std::string xdp_failure;
       if (AfXdpSocketsWork()) {
@@ -838,23 +843,25 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
       if (!made) {
         auto still = XdpAttached(ifindex);
         if (still && *still) {
-          return MakeError(ErrorCode::kInternal,
-                           "net_af_xdp failed on " + target + " and left an XDP program "
-                           "attached: " + xdp_failure);
+          return MakeError(ErrorCode::kInternal, "net_af_xdp failed on " + target +
+                                                     " and left an XDP program "
+                                                     "attached: " +
+                                                     xdp_failure);
         }
         made = SetUp(o, "vdev",
                      DefaultVdev("net_af_packet", Eal::Get().NextSerial(), target, buffer_kib, 1),
                      buffer_kib);
         if (!made) {
-          return std::unexpected(std::move(made.error())
-                                     .WithContext("net_af_xdp: " + xdp_failure + "; then"));
+          return std::unexpected(
+              std::move(made.error()).WithContext("net_af_xdp: " + xdp_failure + "; then"));
         }
         fallback = "net_af_xdp not used: " + xdp_failure;
       }
     } else {
       return MakeError(ErrorCode::kNotFound,
-                       "'" + target + "' is neither a DPDK port, a --vdev of the DPDK "
-                       "arguments, a PCI address nor a network interface");
+                       "'" + target +
+                           "' is neither a DPDK port, a --vdev of the DPDK "
+                           "arguments, a PCI address nor a network interface");
     }
     if (!made) return std::unexpected(made.error());
     port = std::move(*made);
@@ -908,8 +915,7 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
   }
   return std::unique_ptr<CaptureSource>(
       std::make_unique<DpdkSource>(std::move(port), std::move(wake), std::move(filter), snaplen,
-                                   drops, std::move(drop_fds), std::move(reader),
-                                   std::move(mode)));
+                                   drops, std::move(drop_fds), std::move(reader), std::move(mode)));
 }
 
 std::string UnavailableReason() {
@@ -923,8 +929,8 @@ std::string UnavailableReason() {
 
 const char* Version() { return rte_version(); }
 
-const PluginApi kApi = {kPluginAbi, sizeof(SourceOptions), sizeof(SourceStats), &Version, &Open,
-                        &UnavailableReason};
+const PluginApi kApi = {kPluginAbi, sizeof(SourceOptions), sizeof(SourceStats), &Version,
+                        &Open,      &UnavailableReason};
 
 }  // namespace
 }  // namespace jarvis::dpdk
