@@ -33,7 +33,8 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
   cmd->add_option("--export", a.exports,
                   "Export finished flows to a collector over UDP: ipfix://HOST[:PORT], "
                   "netflow9://HOST[:PORT] or netflow5://HOST[:PORT], with ?biflow=1, mtu=, "
-                  "rate= (datagrams/s) and more (docs/EXPORT.md); repeatable");
+                  "rate= (datagrams/s) and more (docs/EXPORT.md); repeatable")
+      ->allow_extra_args(false);  // one URL per --export: the filter words stay positional
   cmd->add_option("--idle-timeout", a.idle_timeout, "Seconds without packets that end a flow")
       ->check(CLI::Range(1u, 86400u));
   cmd->add_option("--active-timeout", a.active_timeout,

@@ -1,7 +1,7 @@
 // What a flow exporter sends where: the collector, the format and the knobs of the exporter
 // thread; and the export URL syntax of the command line.
 //
-//   ipfix://HOST[:PORT][?biflow=1&mtu=1400&rate=20000&domain=1&template_refresh=10
+//   ipfix://HOST[:PORT][?biflow=1&mtu=1400&rate=50000&domain=1&template_refresh=10
 //                        &template_packets=100&queue=65536&hold=200&source_port=0]
 //   netflow9://HOST[:PORT][?...]     netflow5://HOST[:PORT][?...]
 //
@@ -37,7 +37,7 @@ struct ExportConfig {
   QueueFullPolicy queue_full = QueueFullPolicy::kDrop;
   // Datagrams per second at most (0: as fast as the socket takes them). A local collector
   // with a 4 MiB receive buffer loses datagrams to unpaced bursts; see docs/EXPORT.md.
-  uint32_t max_datagrams_per_sec = 20000;
+  uint32_t max_datagrams_per_sec = 50000;
   uint32_t max_hold_ms = 200;  // a partly filled message waits at most this long for records
   uint16_t source_port = 0;    // 0: an ephemeral port, kept for the lifetime
 

@@ -10,8 +10,9 @@
 // - One UDP socket, connected to the collector, for the exporter's lifetime: a stable source
 //   port, and ICMP port-unreachable from a closed collector port surfaces as ECONNREFUSED on a
 //   later send, which is counted (`refused`) and never fatal.
-// - Sends are paced (ExportConfig::max_datagrams_per_sec, bursts of at most 32 datagrams), so a
-//   collector's receive buffer is not overrun by bursts; sequence numbers reveal any loss.
+// - Sends are paced by a token bucket (ExportConfig::max_datagrams_per_sec, bursts of at most
+//   256 datagrams), so a collector's receive buffer is not overrun by bursts; sequence numbers
+//   reveal any loss.
 // - A partly filled message waits at most ExportConfig::max_hold_ms for more records, so
 //   datagrams stay full when flows end one by one (live capture, paced replays).
 // - Templates (v9, IPFIX) are re-sent every template_refresh_sec of wall time and every
@@ -124,6 +125,7 @@ class FlowExporter final : public FlowSink {
   std::deque<std::vector<FlowRecord>> queue_;   // guarded by mu_
   std::vector<std::vector<FlowRecord>> spare_;  // emptied batches for reuse; guarded by mu_
   size_t queued_records_ = 0;                   // guarded by mu_
+  int room_waiters_ = 0;                        // producers waiting for room; guarded by mu_
   uint64_t batches_in_ = 0;                     // batches queued so far; guarded by mu_
   uint64_t batches_done_ = 0;                   // ... encoded and sent; guarded by mu_
   bool stopping_ = false;                       // guarded by mu_
