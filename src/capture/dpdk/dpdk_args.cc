@@ -77,18 +77,19 @@ Result<EalPlan> ParseDpdkArgs(std::string_view text) {
 }
 
 std::vector<std::string> DefaultEalArgs(int pid, int main_cpu, unsigned memory_mb,
-                                        std::string_view pci_address) {
-  std::vector<std::string> a = {"--no-huge",
-                                "-m",
-                                std::to_string(memory_mb),
-                                "--no-shconf",
-                                "--no-telemetry",
-                                "--file-prefix",
-                                "jarvis" + std::to_string(pid),
-                                "-l",
-                                std::to_string(main_cpu),
-                                "--log-level",
-                                "notice"};
+                                        std::string_view pci_address, bool hugepages) {
+  std::vector<std::string> a;
+  if (hugepages) {
+    a = {"--in-memory"};  // hugepage files unlinked at once, no shared files
+  } else {
+    a = {"--no-huge", "--no-shconf"};
+  }
+  for (std::string w :
+       {std::string("-m"), std::to_string(memory_mb), std::string("--no-telemetry"),
+        std::string("--file-prefix"), "jarvis" + std::to_string(pid), std::string("-l"),
+        std::to_string(main_cpu), std::string("--log-level"), std::string("notice")}) {
+    a.push_back(std::move(w));
+  }
   if (pci_address.empty()) {
     a.push_back("--no-pci");
   } else {

@@ -26,12 +26,13 @@ struct EalPlan {
 // variables, no escapes beyond a quote), then takes `--vdev X` and `--vdev=X` out.
 Result<EalPlan> ParseDpdkArgs(std::string_view text);
 
-// The arguments used when the user gives none: no hugepages, no PCI scan unless `pci_address`
-// is set (then only that device is allowed), no shared files, `memory_mb` of memory, one lcore
-// on `main_cpu`, telemetry off, log level notice (the log goes to an in-memory ring, see the
+// The arguments used when the user gives none: `memory_mb` of memory, from hugepages when
+// `hugepages` (in memory: --in-memory, no files) else without (--no-huge --no-shconf); no PCI
+// scan unless `pci_address` is set (then only that device is allowed); one lcore on
+// `main_cpu`; telemetry off; log level notice (the log goes to an in-memory ring, see the
 // plugin).
 std::vector<std::string> DefaultEalArgs(int pid, int main_cpu, unsigned memory_mb,
-                                        std::string_view pci_address);
+                                        std::string_view pci_address, bool hugepages = false);
 
 // "0000:03:00.0" or "03:00.0" (domain:bus:device.function).
 bool LooksLikePciAddress(std::string_view s);

@@ -33,8 +33,12 @@ TEST(DpdkArgsTest, RefusesBrokenArguments) {
 
 TEST(DpdkArgsTest, DefaultsNeedNoHugepagesNoPciNoSharedFiles) {
   const Words a = DefaultEalArgs(4242, 1, 256, "");
-  EXPECT_EQ(a, (Words{"--no-huge", "-m", "256", "--no-shconf", "--no-telemetry", "--file-prefix",
+  EXPECT_EQ(a, (Words{"--no-huge", "--no-shconf", "-m", "256", "--no-telemetry", "--file-prefix",
                       "jarvis4242", "-l", "1", "--log-level", "notice", "--no-pci"}));
+  // With hugepages: in memory, no files.
+  const Words h = DefaultEalArgs(1, 0, 256, "", true);
+  EXPECT_EQ(h[0], "--in-memory");
+  EXPECT_EQ(std::count(h.begin(), h.end(), "--no-huge"), 0);
   const Words p = DefaultEalArgs(7, 0, 512, "0000:03:00.0");
   EXPECT_EQ(std::vector<std::string>(p.end() - 2, p.end()), (Words{"-a", "0000:03:00.0"}));
   EXPECT_EQ(std::count(p.begin(), p.end(), "--no-pci"), 0);

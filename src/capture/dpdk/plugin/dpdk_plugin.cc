@@ -57,7 +57,9 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -288,6 +290,13 @@ class Eal {
     if (::rmdir(dir) == 0) ::rmdir(std::filesystem::path(dir).parent_path().c_str());
   }
 
+  // The arguments the EAL was initialised with; nullopt before.
+  std::optional<std::vector<std::string>> Args() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ready_) return std::nullopt;
+    return args_;
+  }
+
   unsigned NextSerial() {
     std::lock_guard<std::mutex> lock(mu_);
     return ++serial_;
@@ -335,6 +344,27 @@ unsigned RxQueueCount(const std::string& iface) {
     if (e.path().filename().string().starts_with("rx-")) ++n;
   }
   return std::clamp<unsigned>(n, 1, kMaxRxQueues);
+}
+
+// Whether hugepages can hold `memory_mb`: a hugetlbfs mount and enough free pages.
+bool HugepagesFor(unsigned memory_mb) {
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, type;
+  bool mounted = false;
+  while (!mounted && mounts >> dev >> dir >> type) {
+    mounted = type == "hugetlbfs";
+    mounts.ignore(4096, '\n');
+  }
+  if (!mounted) return false;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0, free_pages = 0, page_kib = 0;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") free_pages = value;
+    if (key == "Hugepagesize:") page_kib = value;
+    meminfo.ignore(4096, '\n');
+  }
+  return free_pages * page_kib >= static_cast<uint64_t>(memory_mb) * 1024;
 }
 
 // Whether an XDP program is attached to the interface (rtnetlink IFLA_XDP).
@@ -778,6 +808,10 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
     auto parsed = ParseDpdkArgs(given);
     if (!parsed) return std::unexpected(parsed.error());
     plan = std::move(*parsed);
+  } else if (auto running = Eal::Get().Args()) {
+    // Defaults after the first open are whatever the EAL took then (the hugepages it holds
+    // would otherwise turn the next default into --no-huge).
+    plan.eal_args = std::move(*running);
   } else {
     cpu_set_t cpus;
     int main_cpu = 0;
@@ -791,8 +825,10 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
     }
     // Room for a pool per queue of net_af_xdp (about 20 MiB each) besides the default.
     const unsigned queues = ::if_nametoindex(target.c_str()) ? RxQueueCount(target) : 1;
-    plan.eal_args = DefaultEalArgs(::getpid(), main_cpu, kDefaultEalMemoryMb + 32 * queues,
-                                   LooksLikePciAddress(target) ? target : "");
+    const unsigned memory_mb = kDefaultEalMemoryMb + 32 * queues;
+    plan.eal_args =
+        DefaultEalArgs(::getpid(), main_cpu, memory_mb, LooksLikePciAddress(target) ? target : "",
+                       HugepagesFor(memory_mb));
   }
   if (auto st = Eal::Get().Ensure(plan.eal_args); !st) return std::unexpected(st.error());
 
