@@ -178,6 +178,7 @@ Status FlowExporter::Flush(std::chrono::milliseconds timeout) {
 Status FlowExporter::Stop(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   stopping_ = true;
+  if (!thread_.joinable()) return {};  // never started (Create failed) or already stopped
   work_cv_.notify_all();
   room_cv_.notify_all();
   const bool finished = done_cv_.wait_for(lock, timeout, [&] { return exited_; });
