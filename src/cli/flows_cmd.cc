@@ -215,9 +215,6 @@ int RunFlows(const FlowsArgs& a) {
   const FlowFormat format = a.format == "json"  ? FlowFormat::kJson
                             : a.format == "csv" ? FlowFormat::kCsv
                                                 : FlowFormat::kTable;
-  PrintSink sink(format, a.format != "none");
-  TeeSink tee;
-  tee.Add(&sink);
   // Exporters: a file waits for the exporter (nothing is dropped), live capture never does.
   std::vector<std::unique_ptr<FlowExporter>> exporters;
   for (const std::string& url : a.exports) {
@@ -232,9 +229,13 @@ int RunFlows(const FlowsArgs& a) {
       fmt::print(stderr, "jarvis-capture: export to {}: {}\n", url, exporter.error().message());
       return 1;
     }
-    tee.Add(exporter->get());
     exporters.push_back(std::move(*exporter));
   }
+  // The printer is made after the exporters, so a bad URL prints no table header first.
+  PrintSink sink(format, a.format != "none");
+  TeeSink tee;
+  tee.Add(&sink);
+  for (auto& e : exporters) tee.Add(e.get());
   FlowSink* out = exporters.empty() ? static_cast<FlowSink*>(&sink) : &tee;
   // One thread meters inline; more workers get a reader thread that decodes and shards.
   std::optional<FlowWorker> inline_worker;

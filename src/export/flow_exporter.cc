@@ -363,10 +363,9 @@ void FlowExporter::Send(const MessageBuffer& out) {
       retried = false;
       continue;
     }
-    const int err = errno;
-    if (err == EINTR) continue;
-    send_errors_.fetch_add(1, std::memory_order_relaxed);
-    if (err == ECONNREFUSED) {
+    const int send_err = errno;
+    if (send_err == EINTR) continue;
+    if (send_err == ECONNREFUSED) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       // The error is the ICMP answer to an earlier datagram; this one was not sent. Try it
       // once more.
@@ -375,9 +374,17 @@ void FlowExporter::Send(const MessageBuffer& out) {
         continue;
       }
     }
+    send_errors_.fetch_add(1, std::memory_order_relaxed);
     records_send_failed_.fetch_add(out.messages[i].records, std::memory_order_relaxed);
     ++i;
     retried = false;
+  }
+  // An ICMP port unreachable that arrived after the last send waits on the socket as a pending
+  // error: collect it now, so refusals are counted even when no later send would report them.
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == ECONNREFUSED) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

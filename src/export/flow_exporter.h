@@ -9,7 +9,8 @@
 //   or absent collector never stalls capture. kWait makes a file replay wait for room instead.
 // - One UDP socket, connected to the collector, for the exporter's lifetime: a stable source
 //   port, and ICMP port-unreachable from a closed collector port surfaces as ECONNREFUSED on a
-//   later send, which is counted (`refused`) and never fatal.
+//   later send (or as the socket's pending error), which is counted (`refused`) and never
+//   fatal.
 // - Sends are paced by a token bucket (ExportConfig::max_datagrams_per_sec, bursts of at most
 //   256 datagrams), so a collector's receive buffer is not overrun by bursts; sequence numbers
 //   reveal any loss.
@@ -56,8 +57,8 @@ namespace jarvis {
   X(datagrams_sent, "export datagrams sent")                                               \
   X(bytes_sent, "UDP payload bytes sent")                                                  \
   X(template_sends, "messages that carried the templates")                                 \
-  X(send_errors, "sends that failed (refused ones included)")                              \
-  X(refused, "sends refused: ICMP port unreachable from the collector")
+  X(send_errors, "datagrams that could not be sent")                                       \
+  X(refused, "ICMP port unreachable reports from the collector (ECONNREFUSED)")
 
 struct ExportStats {
 #define JARVIS_EXPORT_FIELD(name, help) uint64_t name = 0;

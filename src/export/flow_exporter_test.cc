@@ -163,7 +163,6 @@ TEST(FlowExporter, ClosedCollectorPortIsCountedNeverFatal) {
   ASSERT_TRUE((*e)->Stop(std::chrono::seconds(5)).has_value());
   const ExportStats s = (*e)->Stats();
   EXPECT_GT(s.refused, 0u);
-  EXPECT_GE(s.send_errors, s.refused);
   EXPECT_EQ(s.flows_received, 2000u);
   EXPECT_GT(s.datagrams_sent, 0u);
 }

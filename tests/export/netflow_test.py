@@ -14,6 +14,7 @@ usage: netflow_test.py JARVIS_CAPTURE TOOLS_DIR WORK_DIR CASE [args]
   biflow PORT FILE                            IPFIX RFC 5103 biflow records: tshark and nfdump
   late VERSION PORT FILE                      a collector started after the exporter decodes
   sequence VERSION PORT FILE MIN_RECORDS      no sequence gap at nfcapd nor in the capture
+  cli PORT FILE                               errors of --export, and a closed collector port
 Exit status 77 when a peer tool is missing (the test is then skipped).
 """
 import collections
@@ -444,11 +445,50 @@ def case_late(version, port, pcap):
     return 0
 
 
+def case_cli(port, pcap):
+    """Bad export URLs: one line on stderr, nothing on stdout, exit 2 (1 for an unknown host).
+    A closed collector port: exit 0, every record sent, the refusals counted."""
+    cases = [
+        ("sflow://127.0.0.1", 2, ["unknown scheme 'sflow'"]),
+        ("ipfix://127.0.0.1:99999", 2, ["port '99999'"]),
+        ("ipfix://::1:4739", 2, ["in brackets"]),
+        ("netflow9://127.0.0.1?biflow=1", 2, ["biflow records need IPFIX"]),
+        ("ipfix://127.0.0.1?mtu=200", 2, ["mtu 200"]),
+        ("ipfix://127.0.0.1?colour=red", 2, ["unknown parameter 'colour'"]),
+        ("ipfix://no-such-host.invalid:4739", 1, ["no-such-host.invalid"]),
+    ]
+    for url, status, says in cases:
+        p = subprocess.run([JC, "flows", "-r", pcap, "--export", url], capture_output=True,
+                           text=True, timeout=60)
+        lines = p.stderr.strip().splitlines()
+        if p.returncode != status or p.stdout or len(lines) != 1 or \
+                not lines[0].startswith("jarvis-capture:") or \
+                not all(x in lines[0] for x in says):
+            fail(f"--export {url}: exit {p.returncode}, stdout {p.stdout[:200]!r}, "
+                 f"stderr {p.stderr!r}")
+        print(f"ok   --export {url}: exit {status}: {lines[0]}")
+    # Nothing listens on this port: ICMP port unreachable comes back, the run goes on.
+    p = subprocess.run([JC, "flows", "-r", pcap, "--format", "none", "--stats", "--export",
+                        f"ipfix://127.0.0.1:{port}?template_packets=1&hold=0", "--export",
+                        f"netflow5://127.0.0.1:{port}"], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        fail(f"closed port: exit {p.returncode}: {p.stderr}")
+    refused = [int(l.split(":")[1]) for l in p.stderr.splitlines()
+               if l.strip().startswith("refused:")]
+    sent = [int(l.split(":")[1]) for l in p.stderr.splitlines()
+            if l.strip().startswith("records_sent:")]
+    if len(refused) != 2 or refused[0] == 0 or min(sent) == 0:
+        fail(f"closed port: expected refusals counted and records sent:\n{p.stderr}")
+    print(f"ok   closed collector port: exit 0, records sent {sent}, refused {refused}")
+    return 0
+
+
 def main():
     case, args = sys.argv[4], sys.argv[5:]
     os.makedirs(WORK, exist_ok=True)
     fn = {"gen": case_gen, "compare": case_compare, "biflow": case_biflow, "late": case_late,
-          "sequence": case_sequence}.get(case)
+          "sequence": case_sequence, "cli": case_cli}.get(case)
     if fn is None:
         print(__doc__)
         return 2
