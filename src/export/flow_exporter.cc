@@ -17,10 +17,15 @@ namespace {
 
 constexpr uint32_t kSendBurst = 32;  // datagrams per sendmmsg
 // The pacer's bucket: after a quiet spell, this many datagrams may leave back to back before
-// the rate applies. 256 datagrams of 1372 bytes take about 600 KiB of a Linux receive buffer
-// (skb overhead included), well within the 4 MiB a collector here can have.
-constexpr uint32_t kBurstCredit = 256;
+// the rate applies. A 1372-byte datagram takes 2,304 bytes of a Linux receive buffer on
+// loopback (skb overhead included), so 512 take 1.1 MiB; a collector that asks for 4 MiB
+// (rmem_max here) gets 8 MiB of room, as the kernel doubles SO_RCVBUF.
+constexpr uint32_t kBurstCredit = 512;
 constexpr int kSendBuffer = 4 << 20;
+// While records keep coming, the exporter thread polls the queue this often instead of being
+// woken by every batch; after kDeepSleepAfter without records it sleeps until woken.
+constexpr auto kBusyPoll = std::chrono::milliseconds(5);
+constexpr auto kDeepSleepAfter = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -145,15 +150,17 @@ void FlowExporter::OnFlows(std::span<const FlowRecord> records) {
     spare_.pop_back();
   }
   batch.assign(records.begin(), records.end());
-  // The exporter thread only sleeps on an empty queue: wake it only then (fewer context
-  // switches on the capture path).
-  const bool was_empty = queue_.empty();
   queue_.push_back(std::move(batch));
   queued_records_ += n;
   ++batches_in_;
   flows_queued_.store(queued_records_, std::memory_order_relaxed);
+  // Waking a thread costs the capture path a system call and, on a VM, an inter-processor
+  // interrupt. While records keep coming the exporter polls the queue every kBusyPoll, so it
+  // is woken only when it sleeps deeply (after an idle second) or the queue fills up.
+  const bool wake =
+      consumer_waiting_ && (consumer_deep_sleep_ || queued_records_ >= config_.queue_capacity / 4);
   lock.unlock();
-  if (was_empty) work_cv_.notify_one();
+  if (wake) work_cv_.notify_one();
 }
 
 void FlowExporter::AdvanceClock(TimestampNs now) {
@@ -218,6 +225,7 @@ void FlowExporter::Run() {
   const auto max_hold = std::chrono::milliseconds(config_.max_hold_ms);
   Clock::time_point next_refresh = Clock::now() + refresh;
   Clock::time_point open_since{};  // when the open message got its first record
+  Clock::time_point last_work{};   // when a batch was last taken from the queue
   MessageBuffer out;
   uint64_t unsent_batches = 0;  // taken from the queue, not yet all sent
   const auto publish = [&] {
@@ -236,14 +244,19 @@ void FlowExporter::Run() {
       // open message has waited long enough to fill.
       for (;;) {
         if (!queue_.empty() || stopping_ || flush_requested_ || abort_.load()) break;
+        const Clock::time_point now = Clock::now();
         Clock::time_point deadline = Clock::time_point::max();
         if (timed_refresh) deadline = next_refresh;
         if (encoder_->has_open_message()) deadline = std::min(deadline, open_since + max_hold);
-        if (deadline == Clock::time_point::max()) {
-          work_cv_.wait(lock);
-        } else if (work_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-          break;
-        }
+        // Busy (records within the last second): poll instead of being woken per batch.
+        consumer_deep_sleep_ = now - last_work >= kDeepSleepAfter;
+        if (!consumer_deep_sleep_) deadline = std::min(deadline, now + kBusyPoll);
+        consumer_waiting_ = true;
+        const bool timed_out = deadline == Clock::time_point::max()
+                                   ? (work_cv_.wait(lock), false)
+                                   : work_cv_.wait_until(lock, deadline) == std::cv_status::timeout;
+        consumer_waiting_ = false;
+        if (timed_out) break;
       }
       if (abort_.load()) {
         flows_dropped_queue_full_.fetch_add(queued_records_, std::memory_order_relaxed);
@@ -260,7 +273,11 @@ void FlowExporter::Run() {
         queued_records_ -= batch.size();
         flows_queued_.store(queued_records_, std::memory_order_relaxed);
         ++unsent_batches;
-        if (room_waiters_ > 0) room_cv_.notify_all();
+        last_work = Clock::now();
+        // Producers waiting for room are woken once the queue is half empty, not per batch.
+        if (room_waiters_ > 0 && queued_records_ <= config_.queue_capacity / 2) {
+          room_cv_.notify_all();
+        }
       }
       queue_empty = queue_.empty();
       stop = stopping_ && queue_empty;

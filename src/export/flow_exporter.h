@@ -12,7 +12,7 @@
 //   later send (or as the socket's pending error), which is counted (`refused`) and never
 //   fatal.
 // - Sends are paced by a token bucket (ExportConfig::max_datagrams_per_sec, bursts of at most
-//   256 datagrams), so a collector's receive buffer is not overrun by bursts; sequence numbers
+//   512 datagrams), so a collector's receive buffer is not overrun by bursts; sequence numbers
 //   reveal any loss.
 // - A partly filled message waits at most ExportConfig::max_hold_ms for more records, so
 //   datagrams stay full when flows end one by one (live capture, paced replays).
@@ -127,6 +127,8 @@ class FlowExporter final : public FlowSink {
   std::vector<std::vector<FlowRecord>> spare_;  // emptied batches for reuse; guarded by mu_
   size_t queued_records_ = 0;                   // guarded by mu_
   int room_waiters_ = 0;                        // producers waiting for room; guarded by mu_
+  bool consumer_waiting_ = false;               // the exporter thread waits; guarded by mu_
+  bool consumer_deep_sleep_ = true;             // ... without a poll deadline; guarded by mu_
   uint64_t batches_in_ = 0;                     // batches queued so far; guarded by mu_
   uint64_t batches_done_ = 0;                   // ... encoded and sent; guarded by mu_
   bool stopping_ = false;                       // guarded by mu_

@@ -170,24 +170,24 @@ TEST(FlowExporter, ClosedCollectorPortIsCountedNeverFatal) {
 TEST(FlowExporter, FullQueueDropsAndCountsWithoutBlocking) {
   LoopbackCollector col;
   ExportConfig c = Config(ExportVersion::kIpfix, col.port());
-  c.queue_capacity = 5000;
+  c.queue_capacity = 40000;     // about 1,600 datagrams: more than the pacer's burst (512)
   c.max_datagrams_per_sec = 1;  // a very slow collector link
   auto e = FlowExporter::Create(c);
   ASSERT_TRUE(e.has_value());
-  const auto big = Flows(5001);
+  const auto big = Flows(40001);
   (*e)->OnFlows(big);  // larger than the whole queue: dropped at once
-  EXPECT_EQ((*e)->Stats().flows_dropped_queue_full, 5001u);
+  EXPECT_EQ((*e)->Stats().flows_dropped_queue_full, 40001u);
 
   const auto flows = Flows(100);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 200; ++i) (*e)->OnFlows(flows);
+  for (int i = 0; i < 1000; ++i) (*e)->OnFlows(flows);
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LT(took, std::chrono::seconds(1));  // never waits for the collector
   const ExportStats s = (*e)->Stats();
-  EXPECT_EQ(s.flows_received, 5001u + 20000u);
-  // The thread holds at most what 32 datagrams carry beside a full queue.
-  EXPECT_GE(s.flows_dropped_queue_full, 5001u + 20000u - 5000u - 2000u);
-  EXPECT_LE(s.flows_queued, 5000u);
+  EXPECT_EQ(s.flows_received, 40001u + 100000u);
+  // The queue holds 40,000; the thread takes what a burst of 512 datagrams carries.
+  EXPECT_GE(s.flows_dropped_queue_full, 40001u + 100000u - 40000u - 512u * 27u);
+  EXPECT_LE(s.flows_queued, 40000u);
   // Stopping with a short timeout drops what is left, and says so.
   auto st = (*e)->Stop(milliseconds(100));
   EXPECT_FALSE(st.has_value());
