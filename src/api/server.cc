@@ -20,6 +20,7 @@
 #include "api/openapi.h"
 #include "api/prometheus.h"
 #include "api/validation.h"
+#include "capture/clock_sync.h"
 #include "capture/pcap_common.h"
 #include "flow/flow_format.h"
 
@@ -382,6 +383,13 @@ class ApiServer::Impl {
       std::lock_guard<std::mutex> lock(config_mu_);
       out["netflow_configured"] = netflow_.is_null() ? Json(nullptr) : netflow_;
       out["encryption_configured"] = encryption_.is_null() ? Json(nullptr) : encryption_;
+    }
+    if (have && st.timestamp_source == "ntp") {
+      // The ntp source stamps with the host clock: say whether that clock is disciplined.
+      const ClockSync sync = HostClockSync();
+      out["clock_synchronized"] = sync.synchronized;
+      out["clock_max_error_us"] = sync.max_error_us;
+      out["clock_sync_note"] = sync.note;
     }
     if (st.meter) {
       out["flow_meter"] = Json{{"table_size", st.meter->table_size},
