@@ -134,14 +134,13 @@ def validation_cases(d):
     expect_422(d, "empty body (Content-Length: 0)", "POST", s, [(("body",), "missing")],
                raw=b"")
 
-    # No Content-Length at all (curl -X POST without -d): no body, answered at once.
-    t0 = time.monotonic()
+    # No Content-Length at all (curl -X POST without -d): no body. Had the server waited for
+    # a body until its read timeout, the answer would be 400, not 422 "missing".
     status, body = raw_http(d.port, "POST " + s + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             "Connection: close\r\n\r\n")
-    dt = time.monotonic() - t0
-    check(status == 422 and b'"missing"' in body and dt < 3,
-          "POST with no Content-Length: 422 missing body, without waiting for a timeout",
-          f"status {status} after {dt:.1f} s: {body[:200]!r}")
+    check(status == 422 and b'"missing"' in body,
+          "POST with no Content-Length: 422 missing body (not a read timeout's 400)",
+          f"status {status}: {body[:200]!r}")
     check(d.healthy(), "POST with no Content-Length: the daemon still serves")
 
     log("-- other bodies and query strings")
