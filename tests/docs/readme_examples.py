@@ -2,8 +2,9 @@
 """Runs every ```sh block of README.md and docs/*.md from the project root; each must exit 0.
 
 Blocks fenced as ```sh are examples a reader can paste; ```console, ```bash and ```text blocks
-are illustration and are not run. `build/jarvis-capture` in a block is replaced by the binary
-under test, so the examples run against whatever build directory ctest uses.
+are illustration and are not run. `build/jarvis-capture` and `./x run` (set-up, then the
+binary) in a block are replaced by the binary under test, so the examples run against whatever
+build directory ctest uses.
 
 usage: readme_examples.py PROJECT_ROOT JARVIS_CAPTURE
 """
@@ -21,6 +22,8 @@ for doc in docs:
     text = open(doc, encoding="utf-8").read()
     for m in re.finditer(r"^```sh\n(.*?)^```", text, re.S | re.M):
         block = m.group(1).replace("build/jarvis-capture", binary)
+        block = re.sub(r"(^|[;&|(]\s*)\./x run ", lambda g: g.group(1) + binary + " ", block,
+                       flags=re.M)
         line = text[: m.start()].count("\n") + 1
         where = f"{os.path.relpath(doc, root)}:{line}"
         proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block], cwd=root,
