@@ -359,6 +359,11 @@ void FlowTable::Flush() {
   pending_.clear();
 }
 
+void FlowTable::SetActiveTimeout(uint32_t seconds) {
+  config_.active_timeout_sec = std::max<uint32_t>(seconds, 1);
+  active_ns_ = static_cast<int64_t>(config_.active_timeout_sec) * kNanosPerSecond;
+}
+
 void FlowTable::ExpireDue(TimestampNs now) {
   while (lru_.tail != kNil) {
     const Entry& e = entries_[lru_.tail];

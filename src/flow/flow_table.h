@@ -99,6 +99,11 @@ class FlowTable {
   // Hands pending records to the sink.
   void Flush();
 
+  // Changes the active timeout from now on (0 is taken as 1 s). A flow's age is checked when
+  // its next packet arrives, so a flow already older than the new timeout gives its record at
+  // that packet.
+  void SetActiveTimeout(uint32_t seconds);
+
   // Copies the active flows into `out` (appending), as records with end reason kNone.
   void Snapshot(std::vector<FlowRecord>& out) const;
 

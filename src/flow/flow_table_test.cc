@@ -723,6 +723,34 @@ TEST(FlowTableTest, ActiveTimeoutExportsARecordAndTheFlowGoesOn) {
   EXPECT_EQ(table.counters().flows_created, 1u);
 }
 
+TEST(FlowTableTest, SetActiveTimeoutAppliesFromTheNextPacket) {
+  CollectingSink sink;
+  FlowTable table(TestConfig(), 16, &sink);  // active timeout 60 s
+  Handshake(table, Sec(0));
+  for (int s = 5; s <= 20; s += 5) table.Process(Tcp(kA, 40000, kB, 80, kPshAck, 500), Sec(s));
+  table.Flush();
+  EXPECT_TRUE(sink.records.empty());
+  // Shortened to 10 s: the flow is already 20 s old, so its next packet closes the record.
+  table.SetActiveTimeout(10);
+  table.Process(Tcp(kB, 80, kA, 40000, kAck, 40), Sec(25));
+  table.Flush();
+  ASSERT_EQ(sink.records.size(), 1u);
+  EXPECT_EQ(sink.records[0].end_reason, EndReason::kActiveTimeout);
+  EXPECT_EQ(sink.records[0].last_ns, Sec(20));
+  // The next record starts at 25 s and closes at the first packet 10 s later.
+  table.Process(Tcp(kA, 40000, kB, 80, kPshAck, 500), Sec(30));
+  table.Process(Tcp(kA, 40000, kB, 80, kPshAck, 500), Sec(34));
+  table.Flush();
+  EXPECT_EQ(sink.records.size(), 1u);
+  table.Process(Tcp(kA, 40000, kB, 80, kPshAck, 500), Sec(35));
+  table.Flush();
+  ASSERT_EQ(sink.records.size(), 2u);
+  EXPECT_EQ(sink.records[1].end_reason, EndReason::kActiveTimeout);
+  EXPECT_EQ(sink.records[1].first_ns, Sec(25));
+  EXPECT_EQ(sink.records[1].last_ns, Sec(34));
+  EXPECT_EQ(table.counters().flows_created, 1u);
+}
+
 TEST(FlowTableTest, ActiveTimeoutKeepsIcmpTypes) {
   CollectingSink sink;
   FlowTable table(TestConfig(), 16, &sink);

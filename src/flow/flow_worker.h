@@ -36,6 +36,9 @@ class FlowWorker {
   // Advances time without packets (housekeeping on a quiet link) and serves snapshots.
   void Tick(TimestampNs now);
 
+  // Changes the meter's active timeout from the next packet on (FlowTable::SetActiveTimeout).
+  void SetActiveTimeout(uint32_t seconds) { table_.SetActiveTimeout(seconds); }
+
   // Ends every flow (kForcedEnd, or kEndOfFlow for finished TCP) and flushes the sink.
   void Finish() { table_.FlushAll(EndReason::kForcedEnd); }
 
