@@ -1,0 +1,768 @@
+#!/usr/bin/python3
+"""bench/capture_live: live capture on a veth pair, every backend of ours against tcpdump and
+netsniff-ng, in one run.
+
+Setup (all of it created here and removed at the end, also on failure, Ctrl-C or SIGTERM):
+  two network namespaces, jcb-gen<PID> and jcb-cap<PID>, joined by a veth pair: jcbg in the
+  generator's namespace (198.18.0.1/30), jcbc in the capture namespace (198.18.0.2/30; RFC 2544's
+  benchmarking range). IPv6 and ARP are off on both ends, so the only frames on the pair are the
+  generator's. Traffic never leaves the pair.
+
+Generator: trafgen (netsniff-ng), one process pinned to CPU 0 (taskset, and trafgen -P 1), sending
+  one UDP/IPv4 frame 198.18.0.1:40000 -> 198.18.0.2:9 over and over, 64 or 1500 bytes long
+  (Ethernet header through payload; no FCS on veth). Its destination MAC is not jcbc's own
+  (02:6a:63:62:00:02), so after the capture taps the capture namespace's stack drops each frame
+  at once as "other host" traffic: no ICMP, no ARP, no reply of any kind.
+Capturer: pinned to CPU 1 (taskset), one at a time:
+  ours:  jarvis-capture capture -i jcbc --backend B -w /dev/null     (defaults otherwise)
+  peers: tcpdump -i jcbc -n -w /dev/null                              (defaults otherwise)
+         netsniff-ng --in jcbc --out /dev/null -s -A -Q -b 1
+On veth the receive side of the kernel (the capture socket's copy into its ring, the XDP program
+and its copy into the UMEM) runs in the *sender's* context, on CPU 0: a capture path with more
+kernel work slows the generator. Pinning separates the user-space halves only.
+
+A trial: start the capturer and wait until it says it is listening; read jcbc's rx_packets in the
+capture namespace (the ground truth of what arrived); run trafgen for N frames (-n), at a rate
+(-b Rpps) or unlimited; wait until the capturer has drained its ring (at least 1.2 s, as tcpdump's
+ring blocks are handed over after up to 1 s, then until it uses under 10% of a core); read
+rx_packets again; stop the capturer with SIGINT and parse its closing summary (captured,
+dropped). Its CPU time (user+sys, from /proc/PID/task/*/schedstat) over the sending interval,
+as % of one core, is its CPU cost at that rate.
+
+The search, per tool and frame size:
+  1. unlimited trial: the highest rate the generator reaches with this capturer attached; the
+     drop rate there is (arrived - captured) / arrived. If nothing was lost there, the zero-drop
+     rate is that rate and is marked generator-bound: a lower bound, not the capturer's limit.
+  2. otherwise bisection over trafgen's -b rate between 0 and the unlimited rate (STEPS trials);
+     the zero-drop rate is the rate achieved (frames sent / trafgen's send time) in the fastest
+     trial with no loss. (Rate-limited trafgen sends a frame per system call and tops out lower
+     than unlimited trafgen, which uses its TX ring.)
+Every trial of our backends checks that the backend's drop counter equals arrived - captured.
+
+Printed: per tool, zero-drop rate (Mpps and Gbit/s of frame bytes) at 64 and 1500 bytes, drop %
+at the generator's maximum, CPU % at the zero-drop rate (64 B), ratio to tcpdump's zero-drop rate;
+the targets (af_packet and xdp >= 2x tcpdump) with whether they were met or could not be measured.
+Written: the same as JSON to --results (default /var/lib/jarvis-capture/bench.json), which
+`jarvis-capture serve` and `jarvis-capture backends` read for their "measured" figures:
+max_throughput_gbps = the zero-drop rate at 1500-byte frames in Gbit/s of frame bytes
+(pps * 1500 * 8 / 1e9); cpu_overhead_pct = the capturer's CPU % of one core at that rate.
+
+Runtime: about 3-6 minutes with the defaults (300,000 frames a trial, 5 bisection steps),
+about 1-2 minutes with --quick (100,000 frames, 3 steps). Needs root, trafgen, taskset and 2 CPUs.
+
+usage: capture_live.py JARVIS_CAPTURE [--quick] [--results FILE] [--frames N] [--steps S]
+           [--sizes 64,1500] [--backends libpcap,af_packet,xdp,dpdk] [--peers tcpdump,netsniff-ng]
+           [--max-load L --wait-quiet SEC] [--smoke] [--no-results]
+Exit: 0 done, 1 failed, 77 cannot run here (not root, trafgen missing, one CPU).
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+OUR_BACKENDS = ["libpcap", "af_packet", "xdp", "dpdk", "pf_ring"]
+PEERS = ["tcpdump", "netsniff-ng"]
+GEN_CPU, CAP_CPU = 0, 1
+DEV_GEN, DEV_CAP = "jcbg", "jcbc"
+ADDR_GEN, ADDR_CAP = "198.18.0.1", "198.18.0.2"
+# Locally administered, and never jcbc's own address: the capture namespace drops the frames as
+# "other host" traffic right after the taps, without a reply.
+DST_MAC = "02:6a:63:62:00:02"
+NS_RE = re.compile(r"jcb-(?:gen|cap)(\d+)")
+MIN_DRAIN_S = 1.2
+MAX_DRAIN_S = 6.0
+READY_TIMEOUT_S = 20.0
+SCHEMA = "jarvis-capture-bench/1"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def log(msg=""):
+    print(msg, flush=True)
+
+
+def run(cmd, timeout=30, check=True):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def gbps(pps, size):
+    return pps * size * 8 / 1e9
+
+
+# ------------------------------------------------------------------------------ namespaces
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_netns():
+    p = run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def remove_stale_namespaces():
+    for name in list_netns():
+        m = NS_RE.fullmatch(name)
+        if m and (int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1)))):
+            log(f"removing namespace {name} left by an earlier run")
+            run(["ip", "netns", "del", name], check=False)
+
+
+class Pair:
+    """The two namespaces and the veth pair between them."""
+
+    def __init__(self):
+        pid = os.getpid()
+        self.gen, self.cap = f"jcb-gen{pid}", f"jcb-cap{pid}"
+        self.created = []
+
+    def up(self):
+        for ns in (self.gen, self.cap):
+            run(["ip", "netns", "add", ns])
+            self.created.append(ns)
+            if os.path.isdir("/proc/sys/net/ipv6"):
+                run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                     "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        # Made inside the namespaces: the names never exist in the host's namespace.
+        run(["ip", "link", "add", DEV_CAP, "netns", self.cap, "type", "veth", "peer", "name",
+             DEV_GEN, "netns", self.gen])
+        for ns, dev, addr in ((self.cap, DEV_CAP, ADDR_CAP), (self.gen, DEV_GEN, ADDR_GEN)):
+            run(["ip", "-n", ns, "link", "set", dev, "arp", "off"])
+            run(["ip", "-n", ns, "addr", "add", addr + "/30", "dev", dev])
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+        deadline = time.monotonic() + 5
+        while "LOWER_UP" not in run(["ip", "-n", self.cap, "-br", "link", "show", DEV_CAP]).stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{DEV_CAP} did not come up")
+            time.sleep(0.05)
+        self.gen_mac = self.mac(self.gen, DEV_GEN)
+
+    def mac(self, ns, dev):
+        return json.loads(run(["ip", "-n", ns, "-j", "link", "show", dev]).stdout)[0]["address"]
+
+    def rx_packets(self):
+        """Frames that arrived on jcbc (the kernel's counter in the capture namespace)."""
+        out = run(["ip", "-n", self.cap, "-j", "-s", "link", "show", DEV_CAP]).stdout
+        return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
+
+    def down(self):
+        for ns in self.created:
+            if ns in list_netns():
+                run(["ip", "netns", "del", ns], check=False)
+        left = [ns for ns in self.created if ns in list_netns()]
+        if left:
+            log(f"WARNING: namespaces still present: {left}")
+        return not left
+
+
+# ------------------------------------------------------------------------------ frames
+
+
+def csum16(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def udp_frame(size, src_mac):
+    """One Ethernet/IPv4/UDP frame of exactly `size` bytes, checksums filled in."""
+    src = bytes(int(x) for x in ADDR_GEN.split("."))
+    dst = bytes(int(x) for x in ADDR_CAP.split("."))
+    payload = bytes(i & 0xFF for i in range(size - 14 - 20 - 8))
+    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+    c = csum16(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", c) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum16(ip)) + ip[12:]
+    frame = (bytes.fromhex(DST_MAC.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
+             + b"\x08\x00" + ip + udp)
+    assert len(frame) == size
+    return frame
+
+
+def write_trafgen_config(path, frame):
+    rows = [", ".join(f"0x{b:02x}" for b in frame[i:i + 16]) for i in range(0, len(frame), 16)]
+    with open(path, "w") as f:
+        f.write("/* jarvis-capture bench/capture_live: UDP/IPv4 %d bytes */\n{\n  " % len(frame))
+        f.write(",\n  ".join(rows))
+        f.write("\n}\n")
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def cpu_seconds(pid):
+    """User+system CPU time of every thread of pid, from schedstat (ns resolution)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+class Tool:
+    def __init__(self, name, kind, cmd, ready, parse):
+        self.name, self.kind, self.cmd, self.ready, self.parse = name, kind, cmd, ready, parse
+        self.mode = ""
+
+
+def parse_ours(text):
+    m = re.search(r"^(\d+) packets? captured$", text, re.M)
+    if not m:
+        return None
+    captured = int(m.group(1))
+    if "drops not measured" in text:
+        dropped = None
+    else:
+        dropped = sum(int(x) for x in
+                      re.findall(r"^(\d+) packets? dropped by (?:kernel|interface)$", text, re.M))
+    return captured, dropped
+
+
+def parse_tcpdump(text):
+    m = re.search(r"^(\d+) packets? captured$", text, re.M)
+    if not m:
+        return None
+    dropped = sum(int(x) for x in
+                  re.findall(r"^(\d+) packets? dropped by (?:kernel|interface)$", text, re.M))
+    return int(m.group(1)), dropped
+
+
+def parse_netsniff(text):
+    m = re.search(r"(\d+)\s+packets incoming \((\d+) unread on exit\)", text)
+    d = re.search(r"(\d+)\s+packets failed filter \(out of space\)", text)
+    if not m or not d:
+        return None
+    return int(m.group(1)), int(d.group(1))
+
+
+def make_tools(binary, backends, peers):
+    tools = []
+    for b in backends:
+        tools.append(Tool(b, "ours", [binary, "capture", "-i", DEV_CAP, "--backend", b, "-w",
+                                      "/dev/null"], re.compile(r"^listening on ", re.M),
+                          parse_ours))
+    if "tcpdump" in peers:
+        tools.append(Tool("tcpdump", "peer", ["tcpdump", "-i", DEV_CAP, "-n", "-w", "/dev/null"],
+                          re.compile(r"listening on "), parse_tcpdump))
+    if "netsniff-ng" in peers:
+        tools.append(Tool("netsniff-ng", "peer",
+                          ["netsniff-ng", "--in", DEV_CAP, "--out", "/dev/null", "-s", "-A", "-Q",
+                           "-b", str(CAP_CPU)], re.compile(r"Running!"), parse_netsniff))
+    return tools
+
+
+class Bench:
+    def __init__(self, pair, work):
+        self.pair, self.work = pair, work
+        self.children = []
+        self.configs = {}
+
+    def kill_children(self):
+        for p in self.children:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        self.children = []
+
+    def trafgen(self, size, frames, rate):
+        cmd = ["taskset", "-c", str(GEN_CPU), "ip", "netns", "exec", self.pair.gen, "trafgen",
+               "-o", DEV_GEN, "-i", self.configs[size], "-n", str(frames), "-P", "1",
+               "--no-sock-mem", "-Q"]
+        if rate:
+            cmd += ["-b", f"{int(rate)}pps"]
+        out_path = os.path.join(self.work, "trafgen.out")
+        with open(out_path, "w") as out:
+            p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+            self.children.append(p)
+            rc = p.wait(timeout=max(60, 3 * frames / max(rate or 1e5, 1e4)))
+            self.children.remove(p)
+        text = open(out_path).read()
+        sent = re.search(r"(\d+) packets outgoing", text)
+        t = re.search(r"(\d+) sec, (\d+) usec on CPU", text)
+        if rc != 0 or not sent or not t:
+            raise RuntimeError(f"trafgen failed (exit {rc}): {text.strip()[-300:]}")
+        return int(sent.group(1)), int(t.group(1)) + int(t.group(2)) / 1e6
+
+    def generator_alone(self, size, frames):
+        """The generator's unlimited rate with no capturer attached (the reference)."""
+        rx0 = self.pair.rx_packets()
+        sent, send_s = self.trafgen(size, frames, None)
+        arrived = self.pair.rx_packets() - rx0
+        return {"pps": round(sent / send_s), "sent": sent, "arrived": arrived}
+
+    def trial(self, tool, size, frames, rate):
+        """One trial; returns a dict of what was measured."""
+        out_path = os.path.join(self.work, f"{tool.name}.out")
+        out = open(out_path, "w+")
+        cmd = ["taskset", "-c", str(CAP_CPU), "ip", "netns", "exec", self.pair.cap] + tool.cmd
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append(p)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                out.seek(0)
+                text = out.read()
+                if tool.ready.search(text):
+                    break
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{tool.name} did not start: {text.strip()[-300:]}")
+                time.sleep(0.02)
+            m = re.search(r"^\S+ mode: (.*)$", text, re.M)
+            if m:
+                tool.mode = m.group(1)
+            rx0 = self.pair.rx_packets()
+            c0 = cpu_seconds(p.pid)
+            sent, send_s = self.trafgen(size, frames, rate)
+            c1 = cpu_seconds(p.pid)
+            # Drain: the capturer must have had the chance to read what its ring holds.
+            t_end = time.monotonic()
+            last = c1
+            while time.monotonic() - t_end < MAX_DRAIN_S:
+                time.sleep(0.1)
+                now = cpu_seconds(p.pid)
+                idle = now - last < 0.010
+                last = now
+                if idle and time.monotonic() - t_end >= MIN_DRAIN_S:
+                    break
+            rx1 = self.pair.rx_packets()
+            os.killpg(p.pid, signal.SIGINT)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"{tool.name} did not stop on SIGINT")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            self.children.remove(p)
+        out.seek(0)
+        text = out.read()
+        out.close()
+        parsed = tool.parse(text)
+        if parsed is None:
+            raise RuntimeError(f"{tool.name}: no closing summary (exit {p.returncode}): "
+                               f"{text.strip()[-300:]}")
+        captured, dropped = parsed
+        arrived = rx1 - rx0
+        lost = arrived - captured
+        r = {"requested_pps": int(rate) if rate else None, "sent": sent, "send_s": round(send_s, 6),
+             "pps": round(sent / send_s), "arrived": arrived, "captured": captured,
+             "dropped_reported": dropped, "lost": lost,
+             "drop_pct": round(100.0 * lost / arrived, 3) if arrived else 0.0,
+             "cpu_pct": round(100.0 * (c1 - c0) / send_s, 1) if send_s > 0 else None,
+             "cpu_ns_per_frame": round(1e9 * (c1 - c0) / sent, 1) if sent else None,
+             "counter_agrees": dropped is not None and dropped == lost}
+        r["zero_drop"] = lost == 0 and (dropped or 0) == 0 and arrived == sent
+        return r
+
+    def trial_retry(self, tool, size, frames, rate):
+        for attempt in range(3):
+            try:
+                return self.trial(tool, size, frames, rate)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                if attempt == 2:
+                    raise
+                log(f"    retrying after: {e}")
+                self.kill_children()
+                time.sleep(0.5)
+
+
+def describe(r):
+    rate = f"-b {r['requested_pps'] / 1e6:.3f}M" if r["requested_pps"] else "unlimited"
+    d = "n/m" if r["dropped_reported"] is None else r["dropped_reported"]
+    return (f"{rate:>12}: sent {r['sent']} at {r['pps'] / 1e6:.3f} Mpps, arrived {r['arrived']}, "
+            f"captured {r['captured']}, reported dropped {d}, lost {r['lost']} "
+            f"({r['drop_pct']:.2f}%), cpu {r['cpu_pct']}%")
+
+
+def search(bench, tool, size, frames, steps):
+    """Zero-drop search for one tool and frame size (see the module docstring)."""
+    trials = []
+    top = bench.trial_retry(tool, size, frames, None)
+    trials.append(top)
+    log(f"  {tool.name} {size} B {describe(top)}")
+    best = top if top["zero_drop"] else None
+    generator_bound = best is not None
+    if best is None:
+        lo, hi = 0.0, float(top["pps"])
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            r = bench.trial_retry(tool, size, frames, mid)
+            trials.append(r)
+            log(f"  {tool.name} {size} B {describe(r)}")
+            if r["zero_drop"]:
+                lo = mid
+                if best is None or r["pps"] > best["pps"]:
+                    best = r
+            else:
+                hi = mid
+    res = {"frame_bytes": size, "trials": trials,
+           "max_rate": {k: top[k] for k in ("pps", "sent", "arrived", "captured",
+                                              "dropped_reported", "lost", "drop_pct", "cpu_pct",
+                                              "cpu_ns_per_frame")},
+           "generator_bound": generator_bound}
+    if best is not None:
+        res["zero_drop"] = {"pps": best["pps"], "mpps": round(best["pps"] / 1e6, 4),
+                            "gbps": round(gbps(best["pps"], size), 3), "cpu_pct": best["cpu_pct"],
+                            "cpu_ns_per_frame": best["cpu_ns_per_frame"],
+                            "lower_bound": generator_bound}
+    else:
+        res["zero_drop"] = {"pps": 0, "mpps": 0.0, "gbps": 0.0, "cpu_pct": None,
+                            "cpu_ns_per_frame": None, "lower_bound": False,
+                            "note": f"lost frames even at {lo / 1e6:.3f}-{hi / 1e6:.3f} Mpps"}
+    agree = [t["counter_agrees"] for t in trials]
+    res["drop_counter"] = {"trials": len(agree), "agree": sum(agree),
+                           "disagreements": [{k: t[k] for k in ("pps", "arrived", "captured",
+                                                                 "dropped_reported", "lost")}
+                                             for t in trials if not t["counter_agrees"]]}
+    return res
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def fmt_rate(z):
+    if not z or z["pps"] == 0:
+        return "0"
+    return f"{'>=' if z['lower_bound'] else ''}{z['mpps']:.3f}"
+
+
+def ratio_text(ours, ref):
+    """Our zero-drop rate over tcpdump's, saying when a ratio was not measured."""
+    if not ours or not ref or not ref["pps"]:
+        return "n/a", None
+    r = ours["pps"] / ref["pps"]
+    if ours["lower_bound"] and ref["lower_bound"]:
+        return f"n/a ({r:.2f} gen-bound)", None
+    if ref["lower_bound"]:
+        return f"<={r:.2f}", None  # tcpdump's true limit is higher than measured
+    if ours["lower_bound"]:
+        return f">={r:.2f}", r
+    return f"{r:.2f}", r
+
+
+def print_table(results, sizes, alone, ref_name="tcpdump"):
+    ref = results.get(ref_name, {}).get("sizes", {})
+    s0 = str(sizes[0])
+    head = f"{'tool':<12} {'mode':<12}"
+    for s in sizes:
+        head += f" {'0-drop Mpps ' + str(s) + 'B':>17} {'Gbit/s':>7}"
+    for s in sizes:
+        head += f" {'drop% @max ' + str(s) + 'B':>16}"
+    head += f" {'CPU% ' + s0 + 'B':>8} {'ns/frame':>8} {'0-drop vs tcpdump':>20}"
+    log(head)
+    for name, r in results.items():
+        if r.get("status") != "measured":
+            log(f"{name:<12} {r.get('status', '')}: {r.get('reason', '')}")
+            continue
+        row = f"{name:<12} {r.get('mode', '').split(',')[0][:12]:<12}"
+        for s in sizes:
+            z = r["sizes"][str(s)]["zero_drop"]
+            row += f" {fmt_rate(z):>17} {z['gbps']:>7.2f}"
+        for s in sizes:
+            m = r["sizes"][str(s)]["max_rate"]
+            row += f" {m['drop_pct']:>6.2f} @{m['pps'] / 1e6:.3f}M"
+        z0 = r["sizes"][s0]["zero_drop"]
+        cpu = "-" if z0.get("cpu_pct") is None else f"{z0['cpu_pct']:.1f}"
+        ns = "-" if z0.get("cpu_ns_per_frame") is None else f"{z0['cpu_ns_per_frame']:.0f}"
+        row += f" {cpu:>8} {ns:>8}"
+        if name == ref_name:
+            row += f" {'1.00':>20}"
+        else:
+            row += f" {ratio_text(z0, ref.get(s0, {}).get('zero_drop'))[0]:>20}"
+        log(row)
+    if alone:
+        log("generator alone (no capture): " + ", ".join(
+            f"{a['pps'] / 1e6:.3f} Mpps at {s} B" for s, a in alone.items()))
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def tool_version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return ""
+
+
+def available_backends(binary):
+    """name -> reason ('' when available) from `jarvis-capture backends`."""
+    out = run([binary, "backends"], check=False).stdout
+    avail = {}
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[1] in ("available", "unavailable"):
+            avail[parts[0]] = "" if parts[1] == "available" else (parts[2] if len(parts) > 2
+                                                                  else "unavailable")
+    return avail
+
+
+def write_results(path, doc):
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Live capture benchmark on a veth pair (see the "
+                                 "module docstring of bench/capture_live.py)")
+    ap.add_argument("binary", help="the jarvis-capture binary")
+    ap.add_argument("--quick", action="store_true", help="100,000 frames a trial, 3 steps")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a few thousand frames, one trial per tool, 64 B, libpcap/af_packet and "
+                         "tcpdump unless told otherwise (for tests: checks the machinery)")
+    ap.add_argument("--frames", type=int, help="frames per trial (default 300,000)")
+    ap.add_argument("--steps", type=int, help="bisection steps (default 5)")
+    ap.add_argument("--sizes", default="64,1500", help="frame sizes in bytes")
+    ap.add_argument("--backends", help="our backends, comma-separated (default: all)")
+    ap.add_argument("--peers", help="peers, comma-separated (default: tcpdump,netsniff-ng)")
+    ap.add_argument("--results", default="/var/lib/jarvis-capture/bench.json",
+                    help="where to write the JSON results (default %(default)s)")
+    ap.add_argument("--no-results", action="store_true", help="write no results file")
+    ap.add_argument("--max-load", type=float, default=0,
+                    help="wait (up to --wait-quiet s) until the 1-minute load is below this")
+    ap.add_argument("--wait-quiet", type=float, default=0)
+    args = ap.parse_args()
+
+    if args.smoke:
+        frames, steps = args.frames or 3000, 0
+        sizes = [64]
+        backends = (args.backends or "libpcap,af_packet").split(",")
+        peers = (args.peers if args.peers is not None else "tcpdump").split(",")
+    else:
+        frames = args.frames or (100_000 if args.quick else 300_000)
+        steps = args.steps if args.steps is not None else (3 if args.quick else 5)
+        sizes = [int(s) for s in args.sizes.split(",")]
+        backends = (args.backends or ",".join(OUR_BACKENDS)).split(",")
+        peers = (args.peers if args.peers is not None else ",".join(PEERS)).split(",")
+    backends = [b for b in backends if b]
+    peers = [p for p in peers if p]
+    for s in sizes:
+        if not 60 <= s <= 1514:
+            ap.error(f"frame size {s} out of 60..1514")
+    for b in backends:
+        if b not in OUR_BACKENDS:
+            ap.error(f"unknown backend {b}")
+    for p in peers:
+        if p not in PEERS:
+            ap.error(f"unknown peer {p}")
+
+    binary = os.path.abspath(args.binary)
+    if os.geteuid() != 0:
+        log("capture_live: skipped: needs root (network namespaces, raw sockets)")
+        return 77
+    for tool in ["ip", "taskset", "trafgen"] + [p for p in peers]:
+        if shutil.which(tool) is None:
+            log(f"capture_live: skipped: {tool} is not installed (Debian: "
+                f"{'netsniff-ng' if tool in ('trafgen', 'netsniff-ng') else tool})")
+            return 77
+    if (os.cpu_count() or 1) < 2 or len(os.sched_getaffinity(0)) < 2:
+        log("capture_live: skipped: needs 2 CPUs (generator and capturer each pinned to one)")
+        return 77
+    if not os.access(binary, os.X_OK):
+        log(f"capture_live: {binary} is not executable")
+        return 1
+
+    load0 = loadavg()
+    if args.max_load and load0[0] > args.max_load and args.wait_quiet > 0:
+        log(f"load {load0[0]:.2f} > {args.max_load}: waiting up to {args.wait_quiet:.0f} s")
+        deadline = time.monotonic() + args.wait_quiet
+        while loadavg()[0] > args.max_load and time.monotonic() < deadline:
+            time.sleep(5)
+        load0 = loadavg()
+
+    def on_signal(sig, frame):
+        raise Interrupted(signal.Signals(sig).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    avail = available_backends(binary)
+    remove_stale_namespaces()
+    pair = Pair()
+    work = tempfile.mkdtemp(prefix="jarvis-bench-live-")
+    bench = None
+    results = {}
+    alone = {}
+    t0 = time.monotonic()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ok = True
+    try:
+        pair.up()
+        bench = Bench(pair, work)
+        for s in sizes:
+            path = os.path.join(work, f"udp{s}.cfg")
+            write_trafgen_config(path, udp_frame(s, pair.gen_mac))
+            bench.configs[s] = path
+        log(f"jarvis-capture bench/capture_live: veth {DEV_GEN} ({pair.gen}) -> {DEV_CAP} "
+            f"({pair.cap}), UDP {ADDR_GEN} -> {ADDR_CAP}")
+        log(f"pinning: generator (trafgen -P 1) on CPU {GEN_CPU}, capturer on CPU {CAP_CPU} "
+            f"(taskset); the kernel's receive work for veth runs on the sender's CPU {GEN_CPU}")
+        log(f"trials: {frames} frames each, {steps} bisection steps, sizes {sizes}; load "
+            f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+        tools = make_tools(binary, [b for b in backends if b != "pf_ring" and
+                                    not avail.get(b, "not listed")], peers)
+        for b in backends:
+            why = "pf_ring is loaded at run time and needs libpfring and its kernel module" \
+                if b == "pf_ring" else ""
+            reason = avail.get(b, f"{b} is not listed by `jarvis-capture backends`")
+            if b == "pf_ring" or reason:
+                results[b] = {"kind": "ours", "status": "skipped",
+                              "reason": reason or why}
+                log(f"{b}: skipped: {results[b]['reason']}")
+        alone = {}
+        for s in sizes:
+            alone[str(s)] = bench.generator_alone(s, frames)
+            log(f"  generator alone {s} B: {alone[str(s)]['pps'] / 1e6:.3f} Mpps, "
+                f"{alone[str(s)]['arrived']} of {alone[str(s)]['sent']} arrived")
+        for tool in tools:
+            entry = {"kind": tool.kind, "status": "measured",
+                     "command": " ".join(["taskset", "-c", str(CAP_CPU)] + tool.cmd),
+                     "sizes": {}}
+            try:
+                for s in sizes:
+                    entry["sizes"][str(s)] = search(bench, tool, s, frames, steps)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                log(f"{tool.name}: failed: {e}")
+                entry = {"kind": tool.kind, "status": "failed", "reason": str(e)}
+                ok = False
+            if tool.mode:
+                entry["mode"] = tool.mode
+            if entry["status"] == "measured":
+                big = entry["sizes"].get("1500") or entry["sizes"][str(max(sizes))]
+                entry["max_throughput_gbps"] = big["zero_drop"]["gbps"]
+                entry["cpu_overhead_pct"] = big["zero_drop"]["cpu_pct"]
+                entry["max_throughput_frame_bytes"] = big["frame_bytes"]
+            results[tool.name] = entry
+    except Interrupted as e:
+        log(f"\ninterrupted ({e}): cleaning up")
+        ok = False
+        return 130
+    finally:
+        if bench:
+            bench.kill_children()
+        removed = pair.down()
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"namespaces {pair.gen} and {pair.cap} removed" if removed else
+            "WARNING: namespaces left behind")
+    elapsed = time.monotonic() - t0
+    load1 = loadavg()
+
+    log()
+    log(f"Live capture on veth, {frames} frames a trial, generator on CPU {GEN_CPU}, capturer on "
+        f"CPU {CAP_CPU}; load {load0[0]:.2f} at start, {load1[0]:.2f} at end; "
+        f"{elapsed:.0f} s")
+    log("0-drop: highest rate with nothing lost ('>=': the generator's own maximum, so a lower "
+        "bound); Gbit/s of frame bytes; drop% at the generator's maximum (rate reached); CPU% of "
+        "one core at the 0-drop rate")
+    print_table(results, sizes, alone)
+
+    ref = results.get("tcpdump", {})
+    log()
+    for b in ("af_packet", "xdp"):
+        r = results.get(b, {})
+        if r.get("status") != "measured" or ref.get("status") != "measured":
+            log(f"target {b} >= 2x tcpdump: not measured")
+            continue
+        for s in sizes:
+            text, val = ratio_text(r["sizes"][str(s)]["zero_drop"],
+                                   ref["sizes"][str(s)]["zero_drop"])
+            z, zr = r["sizes"][str(s)]["zero_drop"], ref["sizes"][str(s)]["zero_drop"]
+            if z["lower_bound"] and zr["lower_bound"]:
+                verdict = ("not measurable: both capture everything the generator sends "
+                           "(generator-bound)")
+            elif val is None:
+                verdict = "not measurable (tcpdump generator-bound)"
+            elif val >= 2:
+                verdict = "met"
+            elif z["lower_bound"]:
+                verdict = "not shown: ours is generator-bound below 2x"
+            else:
+                verdict = "NOT met"
+            log(f"target {b} >= 2x tcpdump at {s} B: {text} -> {verdict}")
+    for name, r in results.items():
+        if r.get("kind") != "ours" or r.get("status") != "measured":
+            continue
+        tot = sum(v["drop_counter"]["trials"] for v in r["sizes"].values())
+        agree = sum(v["drop_counter"]["agree"] for v in r["sizes"].values())
+        bad = [d for v in r["sizes"].values() for d in v["drop_counter"]["disagreements"]]
+        log(f"drop counter == arrived - captured: {name}: {agree} of {tot} trials"
+            + ("" if not bad else f"; DISAGREES: {bad[:3]}"))
+
+    doc = {"schema": SCHEMA, "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "elapsed_s": round(elapsed, 1),
+           "host": {"kernel": os.uname().release, "machine": os.uname().machine,
+                    "cpus": os.cpu_count(), "load_start": load0, "load_end": load1},
+           "pinning": {"generator_cpu": GEN_CPU, "capturer_cpu": CAP_CPU, "how": "taskset",
+                       "note": "veth's receive path runs in the sender's context (CPU "
+                               f"{GEN_CPU})"},
+           "setup": {"link": "veth between two network namespaces",
+                     "frame": f"UDP/IPv4 {ADDR_GEN} -> {ADDR_CAP}, destination MAC {DST_MAC}",
+                     "frame_bytes": sizes, "frames_per_trial": frames, "bisection_steps": steps,
+                     "smoke": args.smoke},
+           "definitions": {
+               "max_throughput_gbps": "zero-drop rate at 1500-byte frames in Gbit/s of frame "
+                                      "bytes (Ethernet header to payload, no FCS): "
+                                      "pps * 1500 * 8 / 1e9; a lower bound when generator_bound",
+               "cpu_overhead_pct": "user+system CPU of the capture process at that rate, % of "
+                                   "one core",
+               "drop_pct": "(arrived - captured) / arrived, arrived = rx_packets of the capture "
+                           "side of the veth"},
+           "generator": {"tool": "trafgen", "version": tool_version(["trafgen", "-v"]),
+                         "cpu": GEN_CPU, "alone": alone},
+           "versions": {"jarvis-capture": tool_version([binary, "--version"]),
+                        "tcpdump": tool_version(["tcpdump", "--version"]),
+                        "netsniff-ng": tool_version(["netsniff-ng", "-v"])},
+           "backends": {k: v for k, v in results.items() if v.get("kind") == "ours"},
+           "peers": {k: v for k, v in results.items() if v.get("kind") == "peer"}}
+    if not args.no_results:
+        write_results(args.results, doc)
+        log(f"\nresults written to {args.results}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
