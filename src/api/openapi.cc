@@ -93,8 +93,10 @@ Json OpenApiDocument() {
               {"interface"}));
   paths[p + "/stop"]["post"] =
       Op("Stop the capture; graceful drains the kernel ring and ends every flow first",
-         Responses({{"200", "status, packets_captured, packets_dropped, bytes_captured, "
-                            "duration_sec, drop_rate (percent), final_metrics"},
+         Responses({{"200",
+                     "status, packets_captured, packets_dropped, bytes_captured, "
+                     "duration_sec, drop_rate (percent), final_metrics, netflow_export "
+                     "(the exporter's final counters, or null)"},
                     {"409", "no capture is running"},
                     {"422", "invalid field"}}),
          Body({{"graceful", {{"type", "boolean"}, {"default", true}}}}, {}));
@@ -105,10 +107,12 @@ Json OpenApiDocument() {
                             "session_id, error"}}));
   paths[p + "/metrics"]["get"] =
       Op("Measurements of the current or last session",
-         Responses({{"200", "packets_captured, packets_dropped (kernel counters), bytes_captured, "
-                            "drop_rate (percent), active_flows, total_flows, throughput_mbps, "
-                            "throughput_gbps, buffer_usage_pct (null where the backend cannot "
-                            "see its ring), packet_rate_pps, timestamp, capture_duration_sec"},
+         Responses({{"200",
+                     "packets_captured, packets_dropped (kernel counters), bytes_captured, "
+                     "drop_rate (percent), active_flows, total_flows, throughput_mbps, "
+                     "throughput_gbps, buffer_usage_pct (null where the backend cannot "
+                     "see its ring), packet_rate_pps, timestamp, capture_duration_sec, "
+                     "netflow_export (exporter counters, or null)"},
                     {"409", "no session yet"}}));
   paths[p + "/flow/meter/enable"]["post"] =
       Op("Meter packets into bidirectional flows",
@@ -133,9 +137,17 @@ Json OpenApiDocument() {
                    QueryParam("port", Int(0, 0, 65535), "only flows with this port on either side"),
                    QueryParam("protocol", Int(0, 0, 255), "only flows of this IP protocol")}));
   paths[p + "/netflow/export/enable"]["post"] =
-      Op("Export flows to a NetFlow v5/v9 or IPFIX collector",
-         Responses({{"501", "validated and stored; export is not wired into this build yet"},
-                    {"422", "invalid field or unresolvable collector"}}),
+      Op("Export the running session's finished and active-timeout flows to a NetFlow v5/v9 "
+         "or IPFIX collector over UDP; export_interval_sec becomes the meter's active timeout; "
+         "enabling again replaces the exporter; the export ends with the session",
+         Responses({{"200",
+                     "status (enabled), collector_ip, collector_port, export_interval_sec, "
+                     "netflow_version, biflow, collector_address (as resolved), "
+                     "source_port, exporters (this session's, replacements included)"},
+                    {"409", "no capture is running, or flow metering is off"},
+                    {"422",
+                     "invalid field, a collector that does not resolve or cannot be "
+                     "reached, or biflow without netflow_version 10"}}),
          Body({{"collector_ip", Str()},
                {"collector_port", Int(2055, 1, 65535)},
                {"export_interval_sec", Int(60, 1, 86400)},

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <iterator>
+#include <string>
+#include <string_view>
 
 namespace jarvis::api {
 
@@ -58,6 +60,26 @@ std::string PrometheusText::Render(const EngineStatus& status,
            "Packets the decoder could not read in full, by reason");
     m->decode_counters.ForEach([&](std::string_view name, std::string_view, uint64_t v) {
       fmt::format_to(it, "jarvis_decode_anomalies_total{{reason=\"{}\"}} {}\n", name, v);
+    });
+  }
+  metric("jarvis_netflow_enabled", "gauge", "1 while the running session exports flows");
+  fmt::format_to(it, "jarvis_netflow_enabled {}\n", status.netflow_enabled ? 1 : 0);
+  if (m != nullptr && m->totals.netflow) {
+    // The exporter's own counters, summed over the session's exporters: counters get _total,
+    // the queue length is a gauge, and the byte count keeps its unit before _total.
+    m->totals.netflow->stats.ForEach([&](std::string_view name, std::string_view help, uint64_t v) {
+      std::string prom;
+      const char* type = "counter";
+      if (name == "flows_queued") {
+        prom = "jarvis_netflow_flows_queued";
+        type = "gauge";
+      } else if (name == "bytes_sent") {
+        prom = "jarvis_netflow_sent_bytes_total";
+      } else {
+        prom = fmt::format("jarvis_netflow_{}_total", name);
+      }
+      fmt::format_to(it, "# HELP {} NetFlow/IPFIX export: {}\n# TYPE {} {}\n{} {}\n", prom, help,
+                     prom, type, prom, v);
     });
   }
   metric("jarvis_http_requests_total", "counter", "API requests answered, by status class");

@@ -1,11 +1,13 @@
 #include "api/server.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <httplib.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -100,6 +102,45 @@ std::string ReasonPhrase(int status) {
     default:
       return "HTTP error " + std::to_string(status);
   }
+}
+
+// The address of a collector given as an address or a host name: the first of the resolver's
+// answers that this host has a route to (a UDP connect sends nothing, it only picks the route),
+// so "localhost" gives 127.0.0.1 where IPv6 is off even if the resolver lists ::1 first. The
+// error says why none will do.
+Result<std::string> ResolveCollector(const std::string& host, int64_t port) {
+  if (host.empty()) return MakeError(ErrorCode::kInvalidArgument, "no collector address");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_protocol = IPPROTO_UDP;
+  addrinfo* list = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &list); rc != 0) {
+    return MakeError(ErrorCode::kNotFound,
+                     "cannot resolve collector '" + host + "': " + gai_strerror(rc));
+  }
+  std::string tried;
+  std::optional<std::string> found;
+  for (const addrinfo* ai = list; ai != nullptr && !found; ai = ai->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* a =
+        ai->ai_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
+    if (inet_ntop(ai->ai_family, a, buf, sizeof buf) == nullptr) continue;
+    const int fd = ::socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd >= 0 && ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      found = buf;
+    } else {
+      tried += fmt::format("{}{}: {}", tried.empty() ? "" : ", ", buf, std::strerror(errno));
+    }
+    if (fd >= 0) ::close(fd);
+  }
+  freeaddrinfo(list);
+  if (found) return *found;
+  return MakeError(ErrorCode::kUnavailable,
+                   "collector '" + host + "' cannot be reached from this host (" + tried + ")");
 }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
@@ -357,6 +398,7 @@ class ApiServer::Impl {
     out["packets_dropped_kernel"] = totals->dropped_kernel;
     out["packets_dropped_interface"] = totals->dropped_interface;
     out["final_metrics"] = TotalsJson(*totals);
+    out["netflow_export"] = ExportJson(totals->netflow);
     SendJson(res, 200, out);
   }
 
@@ -371,7 +413,7 @@ class ApiServer::Impl {
              {"uptime_sec", Round(st.uptime_sec, 3)},
              {"flow_metering_enabled", st.flow_metering_enabled},
              {"encryption_enabled", false},
-             {"netflow_enabled", false},
+             {"netflow_enabled", st.netflow_enabled},
              {"state", SessionStateName(st.state)},
              {"session_id", have ? Json(st.session_id) : Json(nullptr)},
              {"timestamp_source", have ? Json(st.timestamp_source) : Json(nullptr)},
@@ -419,6 +461,7 @@ class ApiServer::Impl {
     out["packets_received_by_filter"] = t.received_by_filter;
     out["bytes_stored"] = t.bytes_stored;
     if (!m->buffer_usage_pct) out["buffer_usage_note"] = m->buffer_usage_note;
+    out["netflow_export"] = ExportJson(t.netflow);
     SendJson(res, 200, out);
   }
 
@@ -478,6 +521,9 @@ class ApiServer::Impl {
     res.set_content(body, kJson);
   }
 
+  // NetFlow v5/v9 or IPFIX export of the running session's flows. Order of checks, as FastAPI
+  // would: the body (422, every field at once, including a collector that does not resolve and
+  // biflow without IPFIX), then the state (409: no capture running, or flow metering off).
   void Netflow(const httplib::Request& req, httplib::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, false);
@@ -485,51 +531,89 @@ class ApiServer::Impl {
     auto ip = v.String(body, "collector_ip", std::nullopt);
     auto port = v.Int(body, "collector_port", 2055, 1, 65535);
     auto interval = v.Int(body, "export_interval_sec", 60, 1, 86400);
-    int64_t version = 5;
+    int64_t version = 0;  // 0: invalid
     if (auto ver = v.Int(body, "netflow_version", 5, std::nullopt, std::nullopt)) {
-      version = ver.value();
-      if (version != 5 && version != 9 && version != 10) {
-        v.Fail("netflow_version", "literal_error", "Input should be 5, 9 or 10", Json(version));
+      if (*ver == 5 || *ver == 9 || *ver == 10) {
+        version = *ver;
+      } else {
+        v.Fail("netflow_version", "literal_error", "Input should be 5, 9 or 10", Json(*ver));
       }
     }
     auto biflow = v.Bool(body, "biflow", false);
+    if (biflow && *biflow && version != 0 && version != 10) {
+      v.Fail("biflow", "value_error",
+             fmt::format("Value error, biflow records need IPFIX (netflow_version 10), not "
+                         "version {}",
+                         version),
+             true);
+    }
+    // Resolved once, here: the exporter is given the address, so what was validated is what it
+    // sends to.
     std::string resolved;
     if (ip) {
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_DGRAM;
-      addrinfo* ai = nullptr;
-      const int rc = ip->empty() ? EAI_NONAME : getaddrinfo(ip->c_str(), nullptr, &hints, &ai);
-      if (rc != 0) {
-        v.Fail("collector_ip", "value_error",
-               "Value error, cannot resolve collector '" + *ip + "': " + gai_strerror(rc), *ip);
+      if (auto addr = ResolveCollector(*ip, port.value_or(2055))) {
+        resolved = *addr;
       } else {
-        char buf[INET6_ADDRSTRLEN] = {};
-        const void* a = ai->ai_family == AF_INET6
-                            ? static_cast<const void*>(
-                                  &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
-                            : static_cast<const void*>(
-                                  &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
-        inet_ntop(ai->ai_family, a, buf, sizeof buf);
-        resolved = buf;
-        freeaddrinfo(ai);
+        v.Fail("collector_ip", "value_error", "Value error, " + addr.error().message(), *ip);
       }
     }
     if (!v.ok()) return SendJson(res, 422, v.ErrorBody());
-    Json config{{"collector_ip", *ip},
-                {"collector_address", resolved},
-                {"collector_port", *port},
-                {"export_interval_sec", *interval},
-                {"netflow_version", version},
-                {"biflow", *biflow}};
+    ExportConfig config;
+    config.collector_host = resolved;
+    config.collector_port = static_cast<uint16_t>(*port);
+    config.version = static_cast<ExportVersion>(version);
+    config.biflow = *biflow;
+    Result<ExportSummary> enabled = std::unexpected(Error(ErrorCode::kInternal, ""));
+    if (Status valid = ValidateExportConfig(config); !valid) {
+      enabled = std::unexpected(valid.error());
+    } else {
+      enabled = engine_.EnableExport(config, static_cast<uint32_t>(*interval));
+    }
+    if (!enabled) {
+      const Error& e = enabled.error();
+      if (e.code() != ErrorCode::kFailedPrecondition && !e.field().empty()) {
+        // The exporter refused a field (a collector it cannot reach, say): 422 at that field.
+        const std::string field = e.field() == "collector_host" ? "collector_ip" : e.field();
+        v.Fail(field, "value_error", "Value error, " + e.message(), body.value(field, Json()));
+        return SendJson(res, 422, v.ErrorBody());
+      }
+      return SendDetail(res, StatusFor(e), e.message());
+    }
+    Json stored{{"collector_ip", *ip},        {"collector_address", resolved},
+                {"collector_port", *port},    {"export_interval_sec", *interval},
+                {"netflow_version", version}, {"biflow", *biflow}};
     {
       std::lock_guard<std::mutex> lock(config_mu_);
-      netflow_ = config;
+      netflow_ = stored;
     }
-    SendJson(res, 501,
-             Json{{"detail",
-                   "NetFlow/IPFIX export is not wired into this build yet; the configuration "
-                   "was validated and stored (see GET .../status, netflow_configured)"},
-                  {"configuration", config}});
+    SendJson(res, 200,
+             Json{{"status", "enabled"},
+                  {"collector_ip", *ip},
+                  {"collector_port", *port},
+                  {"export_interval_sec", *interval},
+                  {"netflow_version", version},
+                  {"biflow", *biflow},
+                  {"collector_address", resolved},
+                  {"source_port", enabled->source_port},
+                  {"exporters", enabled->exporters}});
+  }
+
+  // The session's export: configuration and the exporter's own counters (summed over the
+  // exporters it had); null when it never exported.
+  static Json ExportJson(const std::optional<ExportSummary>& e) {
+    if (!e) return nullptr;
+    Json out{{"enabled", e->active},
+             {"collector", e->collector},
+             {"source_port", e->source_port},
+             {"netflow_version", static_cast<int>(e->config.version)},
+             {"biflow", e->config.biflow},
+             {"active_timeout_sec", e->active_timeout_sec},
+             {"exporters", e->exporters},
+             {"error", e->error.empty() ? Json(nullptr) : Json(e->error)}};
+    e->stats.ForEach([&](std::string_view name, std::string_view, uint64_t value) {
+      out[std::string(name)] = value;
+    });
+    return out;
   }
 
   void Encryption(const httplib::Request& req, httplib::Response& res) {

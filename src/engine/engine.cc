@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 #include "capture/af_packet/af_packet_source.h"
 #include "flow/flow_worker.h"
@@ -27,6 +28,12 @@ TimestampNs WallNanos() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<TimestampNs>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
+}
+
+void AddExportStats(ExportStats& sum, const ExportStats& more) {
+#define JARVIS_EXPORT_ADD(name, help) sum.name += more.name;
+  JARVIS_EXPORT_COUNTERS(JARVIS_EXPORT_ADD)
+#undef JARVIS_EXPORT_ADD
 }
 
 std::string NewSessionId() {
@@ -55,12 +62,25 @@ double CaptureTotals::drop_rate_pct() const {
   return seen == 0 ? 0.0 : 100.0 * static_cast<double>(dropped()) / static_cast<double>(seen);
 }
 
+// The flow worker's sink: hands finished records to the exporter the member has taken up, or
+// drops them when the session does not export. Thread safety: the member's thread only.
+class ExportTap final : public FlowSink {
+ public:
+  void OnFlows(std::span<const FlowRecord> records) override {
+    if (target != nullptr) target->OnFlows(records);
+  }
+  FlowExporter* target = nullptr;
+};
+
 // One receive thread with its source and, when metering, its flow shard.
 struct Engine::Member {
   std::unique_ptr<CaptureSource> source;
   std::thread thread;
+  ExportTap tap;                                 // the worker's sink; the member's thread only
   std::unique_ptr<FlowWorker> worker;            // owned by the member's thread while it runs
   std::atomic<FlowWorker*> worker_ptr{nullptr};  // published once by the member's thread
+  uint64_t export_seen = 0;                      // export generation taken up; ditto
+  std::atomic<uint64_t> export_taken{0};         // ... published for EnableExport
   std::atomic<uint64_t> packets{0}, bytes{0}, bytes_stored{0};
   std::atomic<uint64_t> active_flows{0}, total_flows{0};
   mutable std::mutex stats_mu;
@@ -88,6 +108,20 @@ struct Engine::Session {
   // Metering: requested by the control path, taken up by every member at its next batch.
   std::atomic<bool> meter_pending{false};
   MeterRequest meter;  // written under Engine::mu_ before meter_pending is set
+
+  // NetFlow/IPFIX export. The control path (under Engine::mu_) creates and stops exporters;
+  // every member takes up export_target at its next batch boundary or tick, when
+  // export_generation has changed, and publishes the generation it took in export_taken. An
+  // exporter is destroyed only once no member can still hand it records.
+  std::atomic<FlowExporter*> export_target{nullptr};
+  std::atomic<uint64_t> export_generation{0};
+  std::atomic<uint32_t> active_timeout_sec{0};  // set by the export request; 0: the meter's
+  std::unique_ptr<FlowExporter> exporter;       // guarded by Engine::mu_: the current one
+  // Replaced exporters that a member may still hold (it had not taken up the new one in time):
+  // stopped, kept until the threads are done. Guarded by Engine::mu_.
+  std::vector<std::unique_ptr<FlowExporter>> retired_exporters;
+  ExportStats export_folded;                    // guarded by Engine::mu_: destroyed exporters'
+  std::optional<ExportSummary> export_summary;  // guarded by Engine::mu_; stats not kept here
 
   // Rate samples of the session's totals and the end of the session; guarded by stats_mu.
   struct RateSample {
@@ -127,6 +161,7 @@ Engine::~Engine() {
   for (auto& m : session_->members) {
     if (m->thread.joinable()) m->thread.join();
   }
+  EndExportLocked(*session_, /*graceful=*/false);
 }
 
 Result<std::string> Engine::Start(const CaptureRequest& req) {
@@ -141,6 +176,7 @@ Result<std::string> Engine::Start(const CaptureRequest& req) {
       if (m->thread.joinable()) m->thread.join();  // a failed session's threads
       m->source.reset();
     }
+    EndExportLocked(*session_, /*graceful=*/true);  // a failed session's exporter
   }
 
   SourceOptions opts;
@@ -240,11 +276,28 @@ void Engine::Run(Session& s, Member& m, size_t index) {
     config.table_size = s.meter.table_size;
     config.idle_timeout_sec = s.meter.idle_timeout_sec;
     config.active_timeout_sec = s.meter.export_interval_sec;
+    // An export request sets the active timeout; published before the export generation that
+    // take_export acquires, so a worker made after that take-up sees it.
+    if (uint32_t t = s.active_timeout_sec.load(std::memory_order_relaxed); t != 0) {
+      config.active_timeout_sec = t;
+    }
     const uint32_t shards = static_cast<uint32_t>(s.members.size());
     const uint32_t capacity = (config.table_size + shards - 1) / shards;
-    m.worker = std::make_unique<FlowWorker>(config, capacity, nullptr,
-                                            static_cast<uint32_t>(index), shards);
+    m.worker = std::make_unique<FlowWorker>(config, capacity, &m.tap, static_cast<uint32_t>(index),
+                                            shards);
     m.worker_ptr.store(m.worker.get(), std::memory_order_release);
+  };
+  const auto take_export = [&] {
+    const uint64_t generation = s.export_generation.load(std::memory_order_acquire);
+    if (generation == m.export_seen) return;
+    m.tap.target = s.export_target.load(std::memory_order_acquire);
+    if (m.worker) {
+      if (uint32_t t = s.active_timeout_sec.load(std::memory_order_relaxed); t != 0) {
+        m.worker->SetActiveTimeout(t);
+      }
+    }
+    m.export_seen = generation;
+    m.export_taken.store(generation, std::memory_order_release);
   };
   const auto process = [&](uint32_t n) {
     uint64_t bytes = 0, stored = 0;
@@ -260,6 +313,8 @@ void Engine::Run(Session& s, Member& m, size_t index) {
       m.active_flows.store(m.worker->table().active_flows(), std::memory_order_relaxed);
       m.total_flows.store(m.worker->table().counters().flows_created, std::memory_order_relaxed);
     }
+    // The export clock follows packet time, as for a file (flow_exporter.h).
+    if (m.tap.target != nullptr && n > 0) m.tap.target->AdvanceClock(batch[n - 1].ts_ns);
   };
 
   refresh_stats(true);
@@ -267,6 +322,7 @@ void Engine::Run(Session& s, Member& m, size_t index) {
   std::string failure;
   while (!s.stop.load(std::memory_order_acquire)) {
     take_meter();
+    take_export();
     auto n = m.source->Receive(batch, kTick);
     if (!n) {
       if (n.error().code() != ErrorCode::kEndOfStream) failure = n.error().message();
@@ -274,8 +330,12 @@ void Engine::Run(Session& s, Member& m, size_t index) {
     }
     if (*n > 0) {
       process(*n);
-    } else if (m.worker) {
-      m.worker->Tick(WallNanos());
+    } else {
+      // Housekeeping on a quiet link: flows due end, and the export clock moves on (the
+      // exporter sends a partly filled message after its hold time, and templates on time).
+      const TimestampNs now = WallNanos();
+      if (m.worker) m.worker->Tick(now);
+      if (m.tap.target != nullptr) m.tap.target->AdvanceClock(now);
     }
     refresh_stats(false);
     if (index == 0) Sample(s, false);
@@ -290,6 +350,7 @@ void Engine::Run(Session& s, Member& m, size_t index) {
     }
   }
   batch.Reset();  // hand ring memory back before the source goes
+  take_export();  // an exporter enabled just before the stop gets the last records
   if (m.worker) {
     m.worker->Finish();
     m.active_flows.store(0, std::memory_order_relaxed);
@@ -333,7 +394,97 @@ Result<CaptureTotals> Engine::Stop(bool graceful) {
   // The threads took their final counters; the state is no longer kRunning, so nothing reads
   // the sources again.
   for (auto& m : s.members) m->source.reset();
+  // Every flow has ended into the exporter (FlowWorker::Finish); send what it holds.
+  EndExportLocked(s, graceful);
   return MeasureLocked().totals;
+}
+
+Result<ExportSummary> Engine::EnableExport(const ExportConfig& request,
+                                           uint32_t active_timeout_sec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!session_ || session_->state.load() != SessionState::kRunning) {
+    std::string why =
+        "no capture is running: start one (POST /packet_capture/capture/start), enable flow "
+        "metering (POST /packet_capture/capture/flow/meter/enable), then enable export";
+    if (session_ && session_->state.load() == SessionState::kFailed) {
+      std::lock_guard<std::mutex> slock(session_->stats_mu);
+      why += " (the last capture failed: " + session_->error + ")";
+    }
+    return MakeError(ErrorCode::kFailedPrecondition, why);
+  }
+  Session& s = *session_;
+  if (!s.meter_pending.load()) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "flow metering is off for session " + s.id +
+                         ": enable it with POST /packet_capture/capture/flow/meter/enable, "
+                         "then enable export");
+  }
+  ExportConfig config = request;
+  config.queue_full = QueueFullPolicy::kDrop;  // live capture is never stalled by a collector
+  auto created = FlowExporter::Create(config);
+  if (!created) return std::unexpected(created.error());
+
+  // Attach the new exporter, then wait until every member has taken it up: from then on no
+  // member hands the old one records, so it can be stopped (sending what it holds) and freed.
+  const uint32_t timeout = std::max<uint32_t>(active_timeout_sec, 1);
+  s.active_timeout_sec.store(timeout, std::memory_order_relaxed);
+  s.export_target.store(created->get(), std::memory_order_release);
+  const uint64_t generation = s.export_generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+  const Clock::time_point deadline = Clock::now() + 20 * kTick;
+  const auto all_taken = [&] {
+    return std::ranges::all_of(s.members, [&](const auto& m) {
+      return m->done.load(std::memory_order_acquire) ||
+             m->export_taken.load(std::memory_order_acquire) >= generation;
+    });
+  };
+  bool taken = all_taken();
+  while (!taken && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    taken = all_taken();
+  }
+  std::unique_ptr<FlowExporter> old = std::exchange(s.exporter, std::move(*created));
+  ExportSummary& sum = s.export_summary ? *s.export_summary : s.export_summary.emplace();
+  if (old) {
+    if (Status st = old->Stop(kExportStopLimit); !st) sum.error = st.error().message();
+    if (taken) {
+      AddExportStats(s.export_folded, old->Stats());
+    } else {
+      s.retired_exporters.push_back(std::move(old));  // a member may still hold it
+    }
+  }
+  sum.config = request;
+  sum.collector = s.exporter->collector();
+  sum.source_port = s.exporter->source_port();
+  sum.active_timeout_sec = timeout;
+  ++sum.exporters;
+  return *ExportSummaryLocked(s, /*running=*/true);
+}
+
+std::optional<ExportSummary> Engine::ExportSummaryLocked(const Session& s, bool running) {
+  if (!s.export_summary) return std::nullopt;
+  ExportSummary sum = *s.export_summary;
+  sum.stats = s.export_folded;
+  for (const auto& e : s.retired_exporters) AddExportStats(sum.stats, e->Stats());
+  if (s.exporter) AddExportStats(sum.stats, s.exporter->Stats());
+  sum.active = running && s.exporter != nullptr;
+  return sum;
+}
+
+void Engine::EndExportLocked(Session& s, bool graceful) {
+  if (s.exporter) {
+    const auto limit = graceful ? kExportStopLimit : std::chrono::milliseconds(0);
+    if (Status st = s.exporter->Stop(limit); !st && s.export_summary) {
+      s.export_summary->error = st.error().message();
+    }
+    s.retired_exporters.push_back(std::move(s.exporter));
+  }
+  // The threads are done: nothing holds an exporter any more.
+  for (auto& e : s.retired_exporters) {
+    (void)e->Stop(std::chrono::milliseconds(0));  // already stopped: returns at once
+    AddExportStats(s.export_folded, e->Stats());
+  }
+  s.retired_exporters.clear();
+  s.export_target.store(nullptr, std::memory_order_release);
 }
 
 Status Engine::EnableFlowMetering(const MeterRequest& req) {
@@ -402,7 +553,13 @@ EngineStatus Engine::GetStatus() const {
   st.workers = static_cast<uint32_t>(s.members.size());
   if (st.state == SessionState::kRunning) {
     st.flow_metering_enabled = s.meter_pending.load();
-    if (st.flow_metering_enabled) st.meter = s.meter;
+    if (st.flow_metering_enabled) {
+      st.meter = s.meter;
+      if (uint32_t t = s.active_timeout_sec.load(std::memory_order_relaxed); t != 0) {
+        st.meter->export_interval_sec = t;  // set by the export request
+      }
+    }
+    st.netflow_enabled = s.exporter != nullptr;
   }
   std::lock_guard<std::mutex> slock(s.stats_mu);
   st.error = s.error;
@@ -469,6 +626,7 @@ EngineMetrics Engine::MeasureLocked() const {
       m.throughput_mbps = static_cast<double>(m.totals.bytes - base.bytes) * 8 / dt / 1e6;
     }
   }
+  m.totals.netflow = ExportSummaryLocked(s, running);
   if (!usage_seen) {
     m.buffer_usage_note =
         running ? "the " + s.request.backend + " backend does not expose how full its kernel ring is"

@@ -20,6 +20,7 @@
 
 #include "capture/source.h"
 #include "core/error.h"
+#include "export/flow_exporter.h"
 #include "flow/flow_query.h"
 #include "flow/flow_record.h"
 #include "flow/flow_table.h"
@@ -49,6 +50,20 @@ struct MeterRequest {
 enum class SessionState { kIdle, kRunning, kStopped, kFailed };
 std::string_view SessionStateName(SessionState s);  // "idle", "running", "stopped", "error"
 
+// NetFlow/IPFIX export of a session: what was asked, and what its exporters counted (never an
+// estimate). A session may replace its exporter; the counters are then summed over every
+// exporter it had, the replaced ones with their final figures.
+struct ExportSummary {
+  ExportConfig config;              // the latest exporter's; collector_host as it was given
+  std::string collector;            // the collector as resolved: "127.0.0.1:2055", "[::1]:4739"
+  uint16_t source_port = 0;         // the latest exporter's UDP source port
+  uint32_t active_timeout_sec = 0;  // the meter's active timeout the export request set
+  bool active = false;              // an exporter runs now
+  uint32_t exporters = 0;           // exporters the session had: 1 + replacements
+  ExportStats stats;                // summed over them; flows_queued is what waits now
+  std::string error;                // why a stopped exporter left records unsent, if it did
+};
+
 // Counters of a session, as measured: by the source (packets and bytes it delivered) and by
 // the kernel (drops). bytes are wire bytes of the captured packets.
 struct CaptureTotals {
@@ -60,6 +75,7 @@ struct CaptureTotals {
   uint64_t received_by_filter = 0;
   bool has_kernel_counters = false;
   double duration_sec = 0;
+  std::optional<ExportSummary> netflow;  // when the session exported flows
 
   uint64_t dropped() const { return dropped_kernel + dropped_interface; }
   // Percent of the packets that reached the capture point and were lost (0..100).
@@ -81,7 +97,8 @@ struct EngineStatus {
   uint32_t workers = 0;
   double uptime_sec = 0;
   bool flow_metering_enabled = false;
-  std::optional<MeterRequest> meter;
+  std::optional<MeterRequest> meter;  // export_interval_sec: the active timeout in effect
+  bool netflow_enabled = false;       // the running session exports flows now
   std::string error;  // why the session failed (kFailed)
 };
 
@@ -112,13 +129,29 @@ class Engine {
   Result<std::string> Start(const CaptureRequest& request);
 
   // Stops the session. Graceful: first drains what the kernel still holds (until a receive
-  // comes back empty, at most kDrainLimit), then ends every flow. Returns the final totals.
+  // comes back empty, at most kDrainLimit), then ends every flow and, when the session exports,
+  // waits until the exporter has sent every record (at most kExportStopLimit). Not graceful:
+  // flows still end into the exporter, but what it has not sent is dropped and counted.
+  // Returns the final totals.
   // kFailedPrecondition when no session runs.
   Result<CaptureTotals> Stop(bool graceful);
 
   // Turns flow metering on, for the running session (from its next batch) or the next one.
   // kFailedPrecondition when the running session already meters (stop it to change settings).
   Status EnableFlowMetering(const MeterRequest& request);
+
+  // Exports the running session's flows to a NetFlow v5/v9 or IPFIX collector: creates a
+  // FlowExporter (queue policy kDrop: a slow collector never stalls capture) and attaches it as
+  // the FlowSink of every member's flow worker, which take it up at their next batch or tick
+  // (this call waits for them), so finished and active-timeout records go to the collector.
+  // `active_timeout_sec` becomes the meter's active timeout (the REST body's
+  // export_interval_sec). Enabling again replaces the exporter: the new one is attached first,
+  // then the old one is stopped (what it holds is sent) and its final counters are folded into
+  // the session's. The export ends with the session: Stop() ends every flow into it and waits
+  // for it to send them (graceful), up to kExportStopLimit.
+  // kFailedPrecondition when no session runs or it does not meter flows; otherwise the
+  // exporter's own errors, whose Error::field() names the request field at fault.
+  Result<ExportSummary> EnableExport(const ExportConfig& config, uint32_t active_timeout_sec);
 
   // The running session's active flows, filtered, sorted and cut by `query`.
   // kFailedPrecondition when flow metering is off.
@@ -131,6 +164,7 @@ class Engine {
 
   static constexpr std::chrono::milliseconds kTick{100};
   static constexpr std::chrono::milliseconds kDrainLimit{2000};
+  static constexpr std::chrono::milliseconds kExportStopLimit{5000};
 
  private:
   struct Session;
@@ -138,6 +172,12 @@ class Engine {
   void Run(Session& s, Member& m, size_t index);
   static void Sample(Session& s, bool force);
   EngineMetrics MeasureLocked() const;
+  // Stops the session's exporters once its threads are done, sending what they hold (up to
+  // kExportStopLimit, or not at all when not graceful). REQUIRES: mu_ held, threads joined.
+  static void EndExportLocked(Session& s, bool graceful);
+  // The session's export counters summed over its exporters; nullopt when it never exported.
+  // REQUIRES: mu_ held.
+  static std::optional<ExportSummary> ExportSummaryLocked(const Session& s, bool running);
 
   mutable std::mutex mu_;
   std::unique_ptr<Session> session_;         // guarded by mu_; the current or last session

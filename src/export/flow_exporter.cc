@@ -113,7 +113,10 @@ Status FlowExporter::Open() {
   }
   // Connected: the kernel fixes our source port now, and reports ICMP errors to us.
   if (::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), addr_len) != 0) {
-    return ErrnoError(errno, fmt::format("connecting the export socket to {}", collector_));
+    // No route to the collector, say: the collector address is at fault.
+    return std::unexpected(
+        Error::FromErrno(errno, fmt::format("connecting the export socket to {}", collector_))
+            .WithField("collector_ip"));
   }
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
