@@ -18,12 +18,14 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "api/openapi.h"
 #include "api/prometheus.h"
 #include "api/validation.h"
 #include "capture/clock_sync.h"
 #include "capture/pcap_common.h"
+#include "export/export_config.h"
 #include "flow/flow_format.h"
 
 namespace jarvis::api {
