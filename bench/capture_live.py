@@ -22,8 +22,11 @@ and its copy into the UMEM) runs in the *sender's* context, on CPU 0: a capture 
 kernel work slows the generator. Pinning separates the user-space halves only.
 
 A trial: start the capturer and wait until it says it is listening; read jcbc's rx_packets in the
-capture namespace (the ground truth of what arrived); run trafgen for N frames (-n), at a rate
-(-b Rpps) or unlimited; wait until the capturer has drained its ring (at least 1.2 s, as tcpdump's
+capture namespace (the ground truth of what arrived); run trafgen for N frames (-n), unlimited or
+at a rate R. The rate is set by a token bucket (tc tbf, bursts of at most 32 frames) on jcbg that
+trafgen's per-frame path feeds (-t 0ns -q), not by trafgen's -b: that one sends each second's
+quota at full speed and sleeps out the rest of the second, so the frames would still arrive at
+the generator's maximum rate; wait until the capturer has drained its ring (at least 1.2 s, as tcpdump's
 ring blocks are handed over after up to 1 s, then until it uses under 10% of a core); read
 rx_packets again; stop the capturer with SIGINT and parse its closing summary (captured,
 dropped). Its CPU time (user+sys, from /proc/PID/task/*/schedstat) over the sending interval,
@@ -33,10 +36,9 @@ The search, per tool and frame size:
   1. unlimited trial: the highest rate the generator reaches with this capturer attached; the
      drop rate there is (arrived - captured) / arrived. If nothing was lost there, the zero-drop
      rate is that rate and is marked generator-bound: a lower bound, not the capturer's limit.
-  2. otherwise bisection over trafgen's -b rate between 0 and the unlimited rate (STEPS trials);
+  2. otherwise bisection over the paced rate between 0 and the unlimited rate (STEPS trials);
      the zero-drop rate is the rate achieved (frames sent / trafgen's send time) in the fastest
-     trial with no loss. (Rate-limited trafgen sends a frame per system call and tops out lower
-     than unlimited trafgen, which uses its TX ring.)
+     trial with no loss.
 Every trial of our backends checks that the backend's drop counter equals arrived - captured.
 
 Printed: per tool, zero-drop rate (Mpps and Gbit/s of frame bytes) at 64 and 1500 bytes, drop %
@@ -161,6 +163,17 @@ class Pair:
 
     def mac(self, ns, dev):
         return json.loads(run(["ip", "-n", ns, "-j", "link", "show", dev]).stdout)[0]["address"]
+
+    def pace(self, pps, size):
+        """A token bucket on the generator's side releasing `pps` frames of `size` bytes a
+        second (tbf counts frame bytes), at most 32 frames back to back."""
+        run(["ip", "netns", "exec", self.gen, "tc", "qdisc", "replace", "dev", DEV_GEN, "root",
+             "tbf", "rate", f"{int(pps * size * 8)}bit", "burst", str(max(32 * size, 3000)),
+             "limit", "16000000"])
+
+    def unpace(self):
+        run(["ip", "netns", "exec", self.gen, "tc", "qdisc", "del", "dev", DEV_GEN, "root"],
+            check=False)
 
     def rx_packets(self):
         """Frames that arrived on jcbc (the kernel's counter in the capture namespace)."""
@@ -301,14 +314,25 @@ class Bench:
                "-o", DEV_GEN, "-i", self.configs[size], "-n", str(frames), "-P", "1",
                "--no-sock-mem", "-Q"]
         if rate:
-            cmd += ["-b", f"{int(rate)}pps"]
+            # Paced by the kernel, not by trafgen: its -b sends the second's quota at full
+            # speed and then sleeps out the second (bursts at the maximum rate, whatever the
+            # average). Instead trafgen's per-frame path (-t 0ns) goes through the qdisc (-q),
+            # where a token bucket releases frames at the rate in bursts of at most 32; a full
+            # bucket blocks trafgen's sendto (socket buffer backpressure), so nothing is dropped
+            # before the veth.
+            cmd += ["-t", "0ns", "-q"]
+            self.pair.pace(rate, size)
         out_path = os.path.join(self.work, "trafgen.out")
-        with open(out_path, "w") as out:
-            p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-            self.children.append(p)
-            rc = p.wait(timeout=max(60, 3 * frames / max(rate or 1e5, 1e4)))
-            self.children.remove(p)
+        try:
+            with open(out_path, "w") as out:
+                p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+                self.children.append(p)
+                rc = p.wait(timeout=max(60, 3 * frames / max(rate or 1e5, 1e4)))
+                self.children.remove(p)
+        finally:
+            if rate:
+                self.pair.unpace()
         text = open(out_path).read()
         sent = re.search(r"(\d+) packets outgoing", text)
         t = re.search(r"(\d+) sec, (\d+) usec on CPU", text)
@@ -401,7 +425,7 @@ class Bench:
 
 
 def describe(r):
-    rate = f"-b {r['requested_pps'] / 1e6:.3f}M" if r["requested_pps"] else "unlimited"
+    rate = f"at {r['requested_pps'] / 1e6:.3f}M" if r["requested_pps"] else "unlimited"
     d = "n/m" if r["dropped_reported"] is None else r["dropped_reported"]
     return (f"{rate:>12}: sent {r['sent']} at {r['pps'] / 1e6:.3f} Mpps, arrived {r['arrived']}, "
             f"captured {r['captured']}, reported dropped {d}, lost {r['lost']} "
@@ -593,7 +617,7 @@ def main():
     if os.geteuid() != 0:
         log("capture_live: skipped: needs root (network namespaces, raw sockets)")
         return 77
-    for tool in ["ip", "taskset", "trafgen"] + [p for p in peers]:
+    for tool in ["ip", "tc", "taskset", "trafgen"] + [p for p in peers]:
         if shutil.which(tool) is None:
             log(f"capture_live: skipped: {tool} is not installed (Debian: "
                 f"{'netsniff-ng' if tool in ('trafgen', 'netsniff-ng') else tool})")

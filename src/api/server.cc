@@ -23,6 +23,7 @@
 #include "api/openapi.h"
 #include "api/prometheus.h"
 #include "api/validation.h"
+#include "bench/bench_results.h"
 #include "capture/clock_sync.h"
 #include "capture/pcap_common.h"
 #include "export/export_config.h"
@@ -37,17 +38,6 @@ constexpr const char* kJson = "application/json";
 // Backends the contract names, whether or not this build has them.
 constexpr std::array<std::string_view, 5> kContractBackends = {"libpcap", "af_packet", "xdp",
                                                               "dpdk", "pf_ring"};
-
-// The integration guide's nominal figures, reported as such (never as measurements) until the
-// project's own benchmark has measured this host.
-struct Nominal {
-  std::string_view name;
-  double gbps;
-  double cpu_pct;
-};
-constexpr Nominal kNominal[] = {
-    {"libpcap", 10, 15}, {"af_packet", 40, 10}, {"xdp", 100, 5}, {"dpdk", 400, 3},
-    {"pf_ring", 50, 10}};
 
 void SendJson(httplib::Response& res, int status, const Json& body) {
   res.status = status;
@@ -296,6 +286,9 @@ class ApiServer::Impl {
   }
 
   void Backends(const httplib::Request&, httplib::Response& res) {
+    // Read per request: a benchmark run while the daemon serves shows at once. Missing or
+    // malformed results give the nominal figures with a note (src/bench/bench_results.h).
+    const auto bench_results = bench::LoadBenchResults(opt_.bench_results_path);
     Json list = Json::array();
     for (std::string_view name : kContractBackends) {
       const BackendInfo* info = FindBackend(name);
@@ -305,15 +298,7 @@ class ApiServer::Impl {
              {"status", reason.empty() ? "available" : "unavailable"},
              {"reason", reason.empty() ? Json(nullptr) : Json(reason)},
              {"description", info ? Json(std::string(info->description)) : Json(nullptr)}};
-      for (const Nominal& n : kNominal) {
-        if (n.name == name) {
-          b["max_throughput_gbps"] = n.gbps;
-          b["cpu_overhead_pct"] = n.cpu_pct;
-        }
-      }
-      b["figures"] = "nominal";
-      b["figures_note"] =
-          "integration guide's nominal figures; not measured on this host";
+      b.update(bench::BackendFiguresJson(name, bench_results));
       list.push_back(std::move(b));
     }
     SendJson(res, 200, Json{{"available_backends", list}});

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "bench/bench_results.h"
 #include "core/error.h"
 #include "engine/engine.h"
 
@@ -21,6 +22,9 @@ struct ServerOptions {
   std::string tls_key_file;
   size_t max_body_bytes = 64 * 1024;
   std::string key_dir;           // encryption key files must live under it ("" = anywhere)
+  // Results of `jarvis-capture bench`: the backends reply takes its measured figures from them
+  // when the file exists (src/bench/bench_results.h).
+  std::string bench_results_path{bench::kDefaultResultsPath};
 };
 
 class ApiServer {

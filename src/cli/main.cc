@@ -2,18 +2,28 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "bench/bench_results.h"
 #include "capture/source.h"
+#include "cli/bench_cmd.h"
 #include "cli/capture_cmd.h"
 #include "cli/flows_cmd.h"
 #include "cli/serve_cmd.h"
 
 namespace {
 
+// Where `backends` reads the benchmark's results (--bench-results); at file scope because
+// RunBackends takes no arguments.
+std::string bench_results_path{jarvis::bench::kDefaultResultsPath};
+
 int RunBackends() {
+  const auto results = jarvis::bench::LoadBenchResults(bench_results_path);
   for (const jarvis::BackendInfo& b : jarvis::Backends()) {
     std::string why = b.unavailable_reason();
     fmt::print("{:<10} {:<12} {}\n", b.name, why.empty() ? "available" : "unavailable",
                why.empty() ? std::string(b.description) : why);
+    // Measured (with the date) or nominal, as GET .../backends reports them.
+    const std::string figures = jarvis::bench::BackendFiguresText(b.name, results);
+    if (!figures.empty()) fmt::print("{:<10} figures: {}\n", "", figures);
   }
   return 0;
 }
@@ -32,6 +42,10 @@ int main(int argc, char** argv) {
   jarvis::cli::ServeArgs serve_args;
   CLI::App* serve = jarvis::cli::AddServeCommand(app, serve_args);
   CLI::App* backends = app.add_subcommand("backends", "List capture backends and availability");
+  backends->add_option("--bench-results", bench_results_path,
+                       "Results of `jarvis-capture bench` giving the measured figures (default "
+                       "/var/lib/jarvis-capture/bench.json)");
+  CLI::App* bench = jarvis::cli::AddBenchCommand(app);
 
   try {
     app.parse(argc, argv);
@@ -50,5 +64,6 @@ int main(int argc, char** argv) {
   if (*flows) return jarvis::cli::RunFlows(flows_args);
   if (*serve) return jarvis::cli::RunServe(serve_args);
   if (*backends) return RunBackends();
+  if (*bench) return jarvis::cli::RunBench(*bench);
   return 2;
 }

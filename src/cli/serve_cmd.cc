@@ -28,6 +28,9 @@ CLI::App* AddServeCommand(CLI::App& app, ServeArgs& a) {
   cmd->add_option("--tls-key", a.tls_key, "PEM private key for --tls-cert");
   cmd->add_option("--key-dir", a.key_dir, "Encryption key files must live under this folder");
   cmd->add_option("--max-body-bytes", a.max_body_bytes, "Largest request body accepted");
+  cmd->add_option("--bench-results", a.bench_results,
+                  "Results of `jarvis-capture bench` that the backends reply takes its measured "
+                  "figures from (default /var/lib/jarvis-capture/bench.json)");
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   return cmd;
@@ -69,7 +72,7 @@ Status LoadConfig(ServeArgs& a) {
   }
   static const std::set<std::string> kKnown = {"listen",   "token_file", "tls_cert",
                                                "tls_key",  "key_dir",    "log_level",
-                                               "max_body_bytes"};
+                                               "max_body_bytes", "bench_results"};
   for (const auto& [key, value] : *server) {
     if (!kKnown.count(std::string(key.str()))) {
       return MakeError(ErrorCode::kInvalidArgument,
@@ -89,7 +92,8 @@ Status LoadConfig(ServeArgs& a) {
   };
   for (auto [field, key] : {std::pair{&a.listen, "listen"}, {&a.token_file, "token_file"},
                             {&a.tls_cert, "tls_cert"}, {&a.tls_key, "tls_key"},
-                            {&a.key_dir, "key_dir"}, {&a.log_level, "log_level"}}) {
+                            {&a.key_dir, "key_dir"}, {&a.log_level, "log_level"},
+                            {&a.bench_results, "bench_results"}}) {
     if (auto st = set(*field, key); !st) return st;
   }
   if (auto node = (*server)["max_body_bytes"]) {
@@ -153,6 +157,7 @@ int RunServe(const ServeArgs& args) {
   opt.host = hp->first;
   opt.port = hp->second;
   opt.key_dir = a.key_dir;
+  if (!a.bench_results.empty()) opt.bench_results_path = a.bench_results;
   if (a.max_body_bytes != 0) opt.max_body_bytes = a.max_body_bytes;
   if (!a.token_file.empty()) {
     auto token = ReadToken(a.token_file);

@@ -15,6 +15,7 @@ struct ServeArgs {
   std::string tls_key;
   std::string key_dir;
   std::string log_level;     // trace, debug, info, warn, error
+  std::string bench_results;  // results of `jarvis-capture bench` (default in bench_results.h)
   size_t max_body_bytes = 0;
 };
 
