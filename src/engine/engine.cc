@@ -419,14 +419,28 @@ Result<ExportSummary> Engine::EnableExport(const ExportConfig& request,
                          ": enable it with POST /packet_capture/capture/flow/meter/enable, "
                          "then enable export");
   }
+  const uint32_t timeout = std::max<uint32_t>(active_timeout_sec, 1);
   ExportConfig config = request;
   config.queue_full = QueueFullPolicy::kDrop;  // live capture is never stalled by a collector
+  if (s.exporter && s.exporter->config().collector_host == config.collector_host &&
+      s.exporter->config().collector_port == config.collector_port &&
+      s.exporter->config().version == config.version &&
+      s.exporter->config().biflow == config.biflow) {
+    // The same collector and format: keep the running exporter, so the collector sees one
+    // unbroken sequence (a new exporter would start its own, which nfcapd, telling exporters
+    // apart by address, version and domain but not by source port, counts as a failure). Only
+    // the active timeout changes, taken up by the members with the next generation.
+    s.active_timeout_sec.store(timeout, std::memory_order_relaxed);
+    s.export_generation.fetch_add(1, std::memory_order_acq_rel);
+    s.export_summary->active_timeout_sec = timeout;
+    s.export_summary->config = request;
+    return *ExportSummaryLocked(s, /*running=*/true);
+  }
   auto created = FlowExporter::Create(config);
   if (!created) return std::unexpected(created.error());
 
   // Attach the new exporter, then wait until every member has taken it up: from then on no
   // member hands the old one records, so it can be stopped (sending what it holds) and freed.
-  const uint32_t timeout = std::max<uint32_t>(active_timeout_sec, 1);
   s.active_timeout_sec.store(timeout, std::memory_order_relaxed);
   s.export_target.store(created->get(), std::memory_order_release);
   const uint64_t generation = s.export_generation.fetch_add(1, std::memory_order_acq_rel) + 1;

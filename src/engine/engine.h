@@ -145,10 +145,12 @@ class Engine {
   // the FlowSink of every member's flow worker, which take it up at their next batch or tick
   // (this call waits for them), so finished and active-timeout records go to the collector.
   // `active_timeout_sec` becomes the meter's active timeout (the REST body's
-  // export_interval_sec). Enabling again replaces the exporter: the new one is attached first,
-  // then the old one is stopped (what it holds is sent) and its final counters are folded into
-  // the session's. The export ends with the session: Stop() ends every flow into it and waits
-  // for it to send them (graceful), up to kExportStopLimit.
+  // export_interval_sec). Enabling again with the same collector (address and port), version
+  // and biflow keeps the running exporter and changes only the active timeout; anything else
+  // replaces it: the new one is attached first, then the old one is stopped (what it holds is
+  // sent) and its final counters are folded into the session's. The export ends with the
+  // session: Stop() ends every flow into it and waits for it to send them (graceful), up to
+  // kExportStopLimit.
   // kFailedPrecondition when no session runs or it does not meter flows; otherwise the
   // exporter's own errors, whose Error::field() names the request field at fault.
   Result<ExportSummary> EnableExport(const ExportConfig& config, uint32_t active_timeout_sec);

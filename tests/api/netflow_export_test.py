@@ -25,8 +25,10 @@ Checks:
         flows (more records than directions) and the sums equal the truth;
       IPFIX biflow: one record per flow, reverse counters as nfdump's "out" counters;
       v5: only the IPv4 flows, the IPv6 ones counted as skipped;
-      export enabled again mid-session (v9, then IPFIX to a second collector): the old exporter
-        sent what it held, the new one the rest, the counters are summed over both.
+      export enabled again mid-session: with the same collector and version the exporter stays
+        (same source port, one unbroken sequence); then IPFIX to a second collector replaces
+        it: the old exporter sent what it held, the new one the rest, the counters are summed
+        over both.
     In every round nfcapd reports 0 sequence failures, and the exporter's records_sent in the
     stop reply, in GET .../metrics and in Prometheus equals the records nfdump decoded; nothing
     was dropped or failed; flows_received equals the records the meter handed out.
@@ -593,11 +595,22 @@ def round_replace(d, ns_b, work):
     c9 = Collector(work, "replace-v9", 9905)
     c10 = Collector(work, "replace-ipfix", 9906)
     start_session(d)
-    enable(d, name + " (v9)", {"collector_ip": "127.0.0.1", "collector_port": 9905,
-                               "netflow_version": 9})
+    v9 = {"collector_ip": "127.0.0.1", "collector_port": 9905, "netflow_version": 9}
+    j1 = enable(d, name + " (v9)", v9)
     n = replay(ns_b, work, "first")
     wait_for(d, f"{name}: first.pcap captured", lambda m: m["packets_captured"] >= n)
     wait_for(d, f"{name}: the v9 exporter sent records", lambda m: exported(m) > 0)
+    # The same collector and version with another interval: the running exporter stays (one
+    # unbroken sequence at nfcapd), only the meter's active timeout changes.
+    j2 = enable(d, name + " (v9 again, export_interval_sec 30)",
+                dict(v9, export_interval_sec=30))
+    check(j1 is not None and j2 is not None and j2.get("exporters") == 1 and
+          j2.get("source_port") == j1.get("source_port"),
+          f"{name}: the same collector and version again keeps the exporter (its source port)",
+          f"{j1} {j2}")
+    st = d.api("GET", "/status").json()
+    check((st.get("flow_meter") or {}).get("export_interval_sec") == 30,
+          f"{name}: the meter's active timeout is now 30", str(st.get("flow_meter")))
     j = enable(d, name + " (IPFIX)", {"collector_ip": "127.0.0.1", "collector_port": 9906,
                                       "netflow_version": 10})
     check(j is not None and j.get("exporters") == 2, f"{name}: the session's second exporter",
