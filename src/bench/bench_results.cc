@@ -229,10 +229,10 @@ nlohmann::json BackendFiguresJson(std::string_view backend, const Result<BenchRe
            max_pps = Json::object(), drop = Json::object();
       for (const auto& [bytes, f] : m.sizes) {
         const std::string k = std::to_string(bytes);
-        zero[k] = f.zero_drop_pps;
+        zero[k] = std::llround(f.zero_drop_pps);  // frames a second: whole numbers
         lower[k] = f.zero_drop_lower_bound;
         cpu[k] = f.zero_drop_cpu_pct ? Json(*f.zero_drop_cpu_pct) : Json(nullptr);
-        max_pps[k] = f.max_rate_pps;
+        max_pps[k] = std::llround(f.max_rate_pps);
         drop[k] = f.drop_pct_at_max;
       }
       out["measured"] = Json{{"results_file", results->path},
