@@ -25,6 +25,7 @@ Checks:
         flows (more records than directions) and the sums equal the truth;
       IPFIX biflow: one record per flow, reverse counters as nfdump's "out" counters;
       v5: only the IPv4 flows, the IPv6 ones counted as skipped;
+      IPFIX from an af_packet capture with two fanout workers: both shards feed one exporter;
       export enabled again mid-session: with the same collector and version the exporter stays
         (same source port, one unbroken sequence); then IPFIX to a second collector replaces
         it: the old exporter sent what it held, the new one the rest, the counters are summed
@@ -298,11 +299,11 @@ def exported(m):
     return (m.get("netflow_export") or {}).get("records_sent", 0)
 
 
-def start_session(d):
+def start_session(d, **extra):
     """A capture on va that meters flows. Metering stays on from one session to the next once
     enabled (the earlier sessions of this run enabled it with the defaults: table 100000, idle
     300 s, active 60 s)."""
-    r = d.api("POST", "/start", {"interface": "va", "buffer_size_mb": 64})
+    r = d.api("POST", "/start", dict({"interface": "va", "buffer_size_mb": 64}, **extra))
     if r.status != 200:
         raise RuntimeError(f"start on va: {r.status} {r.body[:300]!r}")
     st = d.api("GET", "/status").json()
@@ -584,6 +585,32 @@ def round_v5(d, ns_b, work):
           str(got))
 
 
+def round_fanout(d, ns_b, work):
+    name = "IPFIX from two af_packet workers"
+    log(f"-- {name}: main.pcap at {PPS} pps, PACKET_FANOUT over two receive threads")
+    backends = d.api("GET", "/backends").json()["available_backends"]
+    af = next((b for b in backends if b["name"] == "af_packet"), {})
+    if af.get("status") != "available":
+        log(f"   {name}: not tried (af_packet unavailable: {af.get('reason')})")
+        return
+    col = Collector(work, "fanout", 9907)
+    start_session(d, backend="af_packet", workers=2)
+    st = d.api("GET", "/status").json()
+    check(st.get("workers") == 2, f"{name}: the session has two workers", str(st)[:300])
+    j = enable(d, name, {"collector_ip": "127.0.0.1", "collector_port": 9907,
+                         "netflow_version": 10})
+    check(j is not None and j.get("exporters") == 1,
+          f"{name}: one exporter for both workers", str(j))
+    n = replay(ns_b, work, "main")
+    wait_for(d, f"{name}: the {n} packets captured", lambda m: m["packets_captured"] >= n)
+    # Shard i of 2 numbers its flows i + 1, i + 3, ...: both parities mean both workers metered.
+    r = d.api("GET", "/flows?limit=100000")
+    ids = {f["flow_id"] % 2 for f in r.json()} if r.status == 200 else set()
+    check(ids == {0, 1}, f"{name}: both workers metered flows (flow ids of both shards)",
+          str(ids))
+    stop_and_compare(d, name, [col], truth(work, "main"))
+
+
 def round_replace(d, ns_b, work):
     name = "export enabled again"
     log(f"-- {name}: v9 for first.pcap, then IPFIX to another collector for second.pcap")
@@ -635,7 +662,7 @@ def inner(jc, ns_b, work):
         log(f"daemon in the namespace on 127.0.0.1:{d.port}")
         refused_cases(d)
         for step in (round_v9, round_ipfix_active_timeout, round_biflow, round_v5,
-                     round_replace):
+                     round_fanout, round_replace):
             try:
                 step(d, ns_b, work)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
