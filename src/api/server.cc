@@ -24,6 +24,7 @@
 #include "api/prometheus.h"
 #include "api/validation.h"
 #include "bench/bench_results.h"
+#include "capture/backend_modes.h"
 #include "capture/clock_sync.h"
 #include "capture/pcap_common.h"
 #include "export/export_config.h"
@@ -285,7 +286,15 @@ class ApiServer::Impl {
     });
   }
 
-  void Backends(const httplib::Request&, httplib::Response& res) {
+  void Backends(const httplib::Request& req, httplib::Response& res) {
+    // ?interface=IFACE adds the interface's facts and each backend's modes on it; an unknown
+    // interface is a 400, as /start answers it.
+    std::optional<InterfaceCaps> caps;
+    if (auto iface = QueryParam(req, "interface")) {
+      auto probed = ProbeInterfaceQuery(*iface, res);
+      if (!probed) return;
+      caps = std::move(*probed);
+    }
     // Read per request: a benchmark run while the daemon serves shows at once. Missing or
     // malformed results give the nominal figures with a note (src/bench/bench_results.h).
     const auto bench_results = bench::LoadBenchResults(opt_.bench_results_path);
@@ -298,10 +307,38 @@ class ApiServer::Impl {
              {"status", reason.empty() ? "available" : "unavailable"},
              {"reason", reason.empty() ? Json(nullptr) : Json(reason)},
              {"description", info ? Json(std::string(info->description)) : Json(nullptr)}};
+      if (caps) b["modes"] = BackendModesJson(name, info, *caps);
       b.update(bench::BackendFiguresJson(name, bench_results));
       list.push_back(std::move(b));
     }
-    SendJson(res, 200, Json{{"available_backends", list}});
+    Json out{{"available_backends", list}};
+    if (caps) out["interface"] = InterfaceCapsJson(*caps);
+    SendJson(res, 200, out);
+  }
+
+  // The probe of a backends query's interface, or the error reply already sent: 422 for a name
+  // no interface can have (as /start validates it), 400 for one that does not exist.
+  static std::optional<InterfaceCaps> ProbeInterfaceQuery(const std::string& iface,
+                                                          httplib::Response& res) {
+    Validator v("query");
+    if (iface.empty()) {
+      v.Fail("interface", "string_too_short", "String should have at least 1 character", "");
+    } else if (iface.size() >= IF_NAMESIZE) {
+      v.Fail("interface", "string_too_long",
+             "String should have at most " + std::to_string(IF_NAMESIZE - 1) + " characters", iface,
+             Json{{"max_length", IF_NAMESIZE - 1}});
+    }
+    if (!v.ok()) {
+      SendJson(res, 422, v.ErrorBody());
+      return std::nullopt;
+    }
+    auto caps = ProbeInterface(iface);
+    if (!caps) {
+      SendDetail(res, StatusFor(caps.error()) == 422 ? 400 : StatusFor(caps.error()),
+                 caps.error().message());
+      return std::nullopt;
+    }
+    return std::move(*caps);
   }
 
   void Start(const httplib::Request& req, httplib::Response& res) {
@@ -420,6 +457,9 @@ class ApiServer::Impl {
       out["clock_max_error_us"] = sync.max_error_us;
       out["clock_sync_note"] = sync.note;
     }
+    // What the backend chose at open (xdp: native/copy ...; dpdk: the device and where drops
+    // come from); null where the backend has no such choice or no session ran.
+    out["backend_mode"] = have && !st.backend_mode.empty() ? Json(st.backend_mode) : Json(nullptr);
     if (st.meter) {
       out["flow_meter"] = Json{{"table_size", st.meter->table_size},
                                {"idle_timeout_sec", st.meter->idle_timeout_sec},

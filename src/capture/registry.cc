@@ -20,25 +20,25 @@ const std::array kBackends = {
     BackendInfo{"libpcap", BackendKind::kLive,
                 "libpcap live capture (TPACKET_V3 inside on Linux), BPF filter, drops from "
                 "pcap_stats",
-                &OpenPcapLiveSource, &PcapLiveUnavailableReason},
+                &OpenPcapLiveSource, &PcapLiveUnavailableReason, kLibpcapHostClockOnly},
     BackendInfo{"af_packet", BackendKind::kLive,
                 "TPACKET_V3 memory-mapped ring read a block at a time, PACKET_FANOUT over "
                 "workers, drops from PACKET_STATISTICS, ring occupancy",
-                &OpenAfPacketSource, &AfPacketUnavailableReason},
+                &OpenAfPacketSource, &AfPacketUnavailableReason, kAfPacketHostClockOnly},
     BackendInfo{"dpdk", BackendKind::kLive,
                 "DPDK 22.11 EAL and ethdev rx bursts from a PCI port or a vdev (net_af_xdp or "
                 "net_af_packet on a kernel interface, net_pcap, ...); plugin loaded at run time, "
                 "BPF filter in user space, drops from rte_eth_stats or the kernel socket",
-                &OpenDpdkSource, &DpdkUnavailableReason},
+                &OpenDpdkSource, &DpdkUnavailableReason, kDpdkHostClockOnly},
     BackendInfo{"pf_ring", BackendKind::kLive,
                 "ntop PF_RING through libpfring loaded at run time; needs the pf_ring kernel "
                 "module",
-                &OpenPfRingSource, &PfRingUnavailableReason},
+                &OpenPfRingSource, &PfRingUnavailableReason, kPfRingHostClockOnly},
     BackendInfo{"xdp", BackendKind::kLive,
                 "AF_XDP sockets (libxdp) on every RX queue fed by the project's XDP program, "
                 "native or generic mode, zero-copy where the driver has it, filter in user "
                 "space, drops from XDP_STATISTICS",
-                &OpenXdpSource, &XdpUnavailableReason},
+                &OpenXdpSource, &XdpUnavailableReason, kXdpHostClockOnly},
     BackendInfo{"file", BackendKind::kFile,
                 "pcap and pcapng files through libpcap's reader, as fast as possible or at "
                 "recorded pace",

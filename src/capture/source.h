@@ -108,6 +108,10 @@ struct BackendInfo {
   Result<std::unique_ptr<CaptureSource>> (*open)(const SourceOptions& options);
   // Empty when usable on this host, otherwise why not.
   std::string (*unavailable_reason)();
+  // Why the backend stamps with the host clock only, whatever the interface offers (refusing
+  // `hardware` and `ptp`); empty for a backend that can read the NIC's clock. The one input,
+  // with the interface's own capabilities, of CheckTimestampSource (capture/iface_caps.h).
+  std::string_view host_clock_only = {};
 };
 
 std::span<const BackendInfo> Backends();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench_results.h"
+#include "capture/backend_modes.h"
 #include "capture/source.h"
 #include "cli/bench_cmd.h"
 #include "cli/capture_cmd.h"
@@ -28,6 +29,26 @@ int RunBackends() {
   return 0;
 }
 
+// With -i: the interface's facts, then each backend's modes on it. An unknown interface is a
+// one-line error and exit 1, before anything is listed.
+int RunBackendModes(const std::string& iface, int (*list)()) {
+  auto caps = jarvis::ProbeInterface(iface);
+  if (!caps) {
+    fmt::print(stderr, "jarvis-capture: {}\n", caps.error().message());
+    return 1;
+  }
+  const int rc = list();
+  fmt::print("\n");
+  for (const std::string& line : jarvis::InterfaceCapsLines(*caps)) fmt::print("{}\n", line);
+  fmt::print("modes on {}:\n", iface);
+  for (const jarvis::BackendInfo& b : jarvis::Backends()) {
+    if (b.kind != jarvis::BackendKind::kLive) continue;
+    const auto modes = jarvis::BackendModesJson(b.name, &b, *caps);
+    fmt::print("  {:<10} {}\n", b.name, modes["summary"].get<std::string>());
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,6 +67,9 @@ int main(int argc, char** argv) {
                        "Results of `jarvis-capture bench` giving the measured figures (default "
                        "/var/lib/jarvis-capture/bench.json)");
   CLI::App* bench = jarvis::cli::AddBenchCommand(app);
+  std::string backends_iface;
+  backends->add_option("-i,--interface", backends_iface,
+                       "Also show the modes each backend would use on this interface");
 
   try {
     app.parse(argc, argv);
@@ -63,6 +87,7 @@ int main(int argc, char** argv) {
   if (*capture) return jarvis::cli::RunCapture(capture_args);
   if (*flows) return jarvis::cli::RunFlows(flows_args);
   if (*serve) return jarvis::cli::RunServe(serve_args);
+  if (*backends && !backends_iface.empty()) return RunBackendModes(backends_iface, &RunBackends);
   if (*backends) return RunBackends();
   if (*bench) return jarvis::cli::RunBench(*bench);
   return 2;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "capture/iface_caps.h"
 #include "capture/pcap_common.h"
 #include "core/fd.h"
 
@@ -220,12 +221,8 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o, uint32_t fan
   }
   const uint32_t ifindex = ::if_nametoindex(iface.c_str());
   if (ifindex == 0) return MakeError(ErrorCode::kNotFound, "no such interface: " + iface);
-  if (o.timestamp_source == TimestampSource::kHardware ||
-      o.timestamp_source == TimestampSource::kPtp) {
-    return std::unexpected(
-        Error(ErrorCode::kUnavailable,
-              "the af_packet backend takes kernel timestamps only in this build")
-            .WithField("timestamp_source"));
+  if (auto st = CheckTimestampSource(o.timestamp_source, iface, kAfPacketHostClockOnly); !st) {
+    return std::unexpected(st.error());
   }
   const uint32_t snaplen = o.snaplen == 0 ? kMaxSnaplen : o.snaplen;
 
@@ -296,6 +293,43 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o, uint32_t fan
 }
 
 }  // namespace
+
+AfPacketProbe ProbeAfPacket(uint32_t ifindex) {
+  AfPacketProbe p;
+  UniqueFd v3(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!v3) {
+    p.error = std::string("AF_PACKET socket: ") + std::strerror(errno);
+    return p;
+  }
+  p.probed = true;
+  int version = TPACKET_V3;
+  p.tpacket_v3 = ::setsockopt(v3.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof version) == 0;
+  if (!p.tpacket_v3) p.error = std::string("PACKET_VERSION TPACKET_V3: ") + std::strerror(errno);
+
+  // Fanout needs a socket that is bound and running; it accepts nothing, so it never queues a
+  // packet in the moment it exists.
+  UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!fd) return p;
+  sock_filter reject = BPF_STMT(BPF_RET | BPF_K, 0);
+  sock_fprog prog{.len = 1, .filter = &reject};
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = static_cast<int>(ifindex);
+  const uint32_t arg = static_cast<uint32_t>(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG |
+                                             PACKET_FANOUT_FLAG_UNIQUEID)
+                       << 16;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+    if (p.error.empty()) p.error = std::string("SO_ATTACH_FILTER: ") + std::strerror(errno);
+  } else if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+    if (p.error.empty()) p.error = std::string("bind: ") + std::strerror(errno);
+  } else if (::setsockopt(fd.get(), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+    if (p.error.empty()) p.error = std::string("PACKET_FANOUT: ") + std::strerror(errno);
+  } else {
+    p.fanout = true;
+  }
+  return p;
+}
 
 std::string AfPacketUnavailableReason() {
   if (HasNetRaw()) return {};

@@ -28,4 +28,24 @@ Result<std::unique_ptr<CaptureSource>> OpenAfPacketFanoutMember(const SourceOpti
 
 std::string AfPacketUnavailableReason();
 
+// What the kernel lets this backend do on an interface, found by asking it, not by version:
+// an AF_PACKET socket (bound to nothing) takes PACKET_VERSION TPACKET_V3; a second one, with a
+// filter that accepts nothing attached first so that it never holds a packet, is bound to the
+// interface and joins a fanout group of its own (PACKET_FANOUT_FLAG_UNIQUEID: never another
+// process's group) in the mode the backend uses. Both sockets are closed before returning. The
+// interface's traffic is not touched.
+struct AfPacketProbe {
+  bool probed = false;  // false: no socket could be opened (`error` says why)
+  bool tpacket_v3 = false;
+  bool fanout = false;
+  std::string error;  // the first refusal, if any
+};
+AfPacketProbe ProbeAfPacket(uint32_t ifindex);
+// The fanout mode the backend's workers use ("hash", symmetric over the flow, with defrag).
+inline constexpr std::string_view kAfPacketFanoutMode = "hash";
+
+// Why `hardware` and `ptp` timestamps are refused whatever the interface offers.
+inline constexpr std::string_view kAfPacketHostClockOnly =
+    "the af_packet backend takes kernel timestamps only in this build";
+
 }  // namespace jarvis

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include "capture/iface_caps.h"
+
 namespace jarvis {
 namespace dpdk {
 
@@ -88,6 +90,11 @@ Result<std::unique_ptr<CaptureSource>> OpenDpdkSource(const SourceOptions& optio
 #ifdef JARVIS_WITH_DPDK
   const auto& p = Plugin();
   if (!p) return std::unexpected(p.error());
+  // Checked here rather than in the plugin, by the rule every backend shares (iface_caps.h).
+  if (auto st = CheckTimestampSource(options.timestamp_source, options.target, kDpdkHostClockOnly);
+      !st) {
+    return std::unexpected(st.error());
+  }
   return (*p)->open(options);
 #else
   (void)options;

@@ -28,6 +28,11 @@ Result<std::unique_ptr<CaptureSource>> OpenDpdkSource(const SourceOptions& optio
 // why the host cannot run it.
 std::string DpdkUnavailableReason();
 
+// Why `hardware` and `ptp` timestamps are refused whatever the interface offers.
+inline constexpr std::string_view kDpdkHostClockOnly =
+    "the dpdk backend stamps packets with the host clock at receive; it cannot give hardware "
+    "or PTP timestamps";
+
 namespace dpdk {
 
 // The table the plugin exports as `jarvis_dpdk_plugin_v1`. The plugin is built from the same

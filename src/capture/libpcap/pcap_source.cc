@@ -1,11 +1,8 @@
 #include "capture/libpcap/pcap_source.h"
 
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +13,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "capture/iface_caps.h"
 #include "capture/pcap_common.h"
 #include "core/fd.h"
 
@@ -161,47 +159,15 @@ bool HasCapability(int cap) {
   return false;
 }
 
-// The PTP hardware clock index of an interface, or -1 when it has none.
-int PhcIndex(const std::string& iface) {
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock) return -1;
-  ethtool_ts_info info{};
-  info.cmd = ETHTOOL_GET_TS_INFO;
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&info);
-  if (::ioctl(sock.get(), SIOCETHTOOL, &ifr) != 0) return -1;
-  return info.phc_index;
-}
-
-// Picks the libpcap timestamp type for `source`, or says why the interface cannot give it.
-Result<int> ChooseTstampType(pcap_t* p, const std::string& iface, TimestampSource source) {
+// The libpcap timestamp type for `source`, or why the interface cannot give it, by the rule
+// every backend shares (iface_caps.h). libpcap lists its types from the same
+// ETHTOOL_GET_TS_INFO; pcap_set_tstamp_type refuses one it does not list.
+Result<int> ChooseTstampType(const std::string& iface, TimestampSource source) {
+  if (auto st = CheckTimestampSource(source, iface, kLibpcapHostClockOnly); !st) {
+    return std::unexpected(st.error());
+  }
   if (source == TimestampSource::kKernel || source == TimestampSource::kNtp) {
     return PCAP_TSTAMP_HOST;
-  }
-  int* types = nullptr;
-  int n = pcap_list_tstamp_types(p, &types);
-  bool has_raw_hw = false;
-  std::string listed;
-  for (int i = 0; i < n; ++i) {
-    if (types[i] == PCAP_TSTAMP_ADAPTER_UNSYNCED) has_raw_hw = true;
-    if (!listed.empty()) listed += ", ";
-    listed += pcap_tstamp_type_val_to_name(types[i]);
-  }
-  if (types != nullptr) pcap_free_tstamp_types(types);
-  if (listed.empty()) listed = "host only";
-  if (!has_raw_hw) {
-    return std::unexpected(Error(ErrorCode::kUnavailable,
-                                 "interface " + iface +
-                                     " has no hardware timestamping (libpcap lists: " + listed +
-                                     ")")
-                               .WithField("timestamp_source"));
-  }
-  if (source == TimestampSource::kPtp && PhcIndex(iface) < 0) {
-    return std::unexpected(
-        Error(ErrorCode::kUnavailable,
-              "interface " + iface + " has no PTP hardware clock (ethtool phc_index -1)")
-            .WithField("timestamp_source"));
   }
   return PCAP_TSTAMP_ADAPTER_UNSYNCED;
 }
@@ -261,11 +227,13 @@ Result<std::unique_ptr<CaptureSource>> OpenPcapLiveSource(const SourceOptions& o
   if (pcap_set_tstamp_precision(p.get(), PCAP_TSTAMP_PRECISION_NANO) != 0) {
     return MakeError(ErrorCode::kUnavailable, "libpcap cannot give nanosecond timestamps here");
   }
-  auto tstamp = ChooseTstampType(p.get(), iface, options.timestamp_source);
+  auto tstamp = ChooseTstampType(iface, options.timestamp_source);
   if (!tstamp) return std::unexpected(tstamp.error());
   if (*tstamp != PCAP_TSTAMP_HOST && pcap_set_tstamp_type(p.get(), *tstamp) != 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "cannot set timestamp type on " + iface + ": " + pcap_geterr(p.get()));
+    return std::unexpected(
+        Error(ErrorCode::kUnavailable,
+              "libpcap cannot use adapter timestamps on " + iface + ": " + pcap_geterr(p.get()))
+            .WithField("timestamp_source"));
   }
 
   const int rc = pcap_activate(p.get());

@@ -18,4 +18,8 @@ Result<std::unique_ptr<CaptureSource>> OpenPcapLiveSource(const SourceOptions& o
 // Empty when live capture can work here; otherwise why not (e.g. no CAP_NET_RAW).
 std::string PcapLiveUnavailableReason();
 
+// libpcap asks the NIC for adapter timestamps where the interface has them: no host-clock-only
+// limit (see CheckTimestampSource in capture/iface_caps.h).
+inline constexpr std::string_view kLibpcapHostClockOnly = "";
+
 }  // namespace jarvis

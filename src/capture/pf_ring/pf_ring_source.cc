@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "capture/iface_caps.h"
 #include "capture/pcap_common.h"
 
 namespace jarvis {
@@ -196,11 +197,8 @@ Result<std::unique_ptr<CaptureSource>> OpenPfRingSource(const SourceOptions& o) 
     return MakeError(ErrorCode::kUnavailable, "pf_ring: " + why);
   }
   if (o.target.empty()) return MakeError(ErrorCode::kInvalidArgument, "no interface given");
-  if (o.timestamp_source == TimestampSource::kHardware ||
-      o.timestamp_source == TimestampSource::kPtp) {
-    return std::unexpected(Error(ErrorCode::kUnavailable,
-                                 "the pf_ring backend takes kernel timestamps only in this build")
-                               .WithField("timestamp_source"));
+  if (auto st = CheckTimestampSource(o.timestamp_source, o.target, kPfRingHostClockOnly); !st) {
+    return std::unexpected(st.error());
   }
   if (auto st = ValidateFilter(o.filter); !st) return std::unexpected(st.error());
   const pf_ring::Api& api = *pf_ring::DefaultApi();

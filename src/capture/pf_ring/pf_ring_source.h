@@ -19,6 +19,10 @@ Result<std::unique_ptr<CaptureSource>> OpenPfRingSource(const SourceOptions& opt
 
 std::string PfRingUnavailableReason();
 
+// Why `hardware` and `ptp` timestamps are refused whatever the interface offers.
+inline constexpr std::string_view kPfRingHostClockOnly =
+    "the pf_ring backend takes kernel timestamps only in this build";
+
 namespace pf_ring {
 
 // Where the library and the module are looked for; tests point these elsewhere.

@@ -25,6 +25,43 @@ std::string ModeName(AttachMode attach, bool zero_copy) {
   return s;
 }
 
+Result<AttachPrefs> ParseAttachPrefs(const char* env) {
+  AttachPrefs p;
+  if (env == nullptr || *env == '\0') return p;
+  bool only_native = false, only_skb = false;
+  std::string_view rest(env);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view word = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (word == "native") {
+      only_native = true;
+    } else if (word == "skb") {
+      only_skb = true;
+    } else if (word == "netlink") {
+      p.netlink = true;
+    } else if (word != "link") {
+      return MakeError(ErrorCode::kInvalidArgument, "JARVIS_XDP_ATTACH: unknown word '" +
+                                                        std::string(word) +
+                                                        "' (known: native, skb, link, netlink)");
+    }
+  }
+  if (only_native != only_skb) {
+    p.native = only_native;
+    p.skb = only_skb;
+  }
+  return p;
+}
+
+std::optional<ExpectedMode> ExpectMode(bool native_xdp, bool zero_copy_xdp,
+                                       const AttachPrefs& prefs) {
+  if (prefs.native && native_xdp) {
+    return ExpectedMode{.attach = AttachMode::kNative, .zero_copy = zero_copy_xdp};
+  }
+  if (prefs.skb) return ExpectedMode{.attach = AttachMode::kGeneric, .zero_copy = false};
+  return std::nullopt;
+}
+
 XskCounters& XskCounters::operator+=(const XskCounters& o) {
   rx_dropped += o.rx_dropped;
   rx_invalid_descs += o.rx_invalid_descs;

@@ -4,11 +4,13 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "core/packet.h"
 
 namespace jarvis::xdp {
@@ -37,6 +39,28 @@ enum class AttachMode { kNative, kGeneric };
 
 // "native/zerocopy", "native/copy", "skb/copy": what status and `capture` report.
 std::string ModeName(AttachMode attach, bool zero_copy);
+
+// What JARVIS_XDP_ATTACH asks for: a comma-separated list of "native" or "skb" (only that
+// mode) and "netlink" (the pre-bpf_link way, which outlives a crash). Unset: native, then skb,
+// through a bpf_link.
+struct AttachPrefs {
+  bool native = true;
+  bool skb = true;
+  bool netlink = false;
+};
+Result<AttachPrefs> ParseAttachPrefs(const char* env);
+
+// The mode a capture takes on an interface, from what the interface offers: native where the
+// driver has native XDP and `prefs` allow it, else generic; zero-copy only in native mode where
+// the driver supports it. The source finds the same by trying (native first, then skb; a
+// zero-copy bind first, then copy); this says beforehand what it will find. nullopt when
+// `prefs` allow native only and the driver has no native XDP (the capture would be refused).
+struct ExpectedMode {
+  AttachMode attach = AttachMode::kGeneric;
+  bool zero_copy = false;
+};
+std::optional<ExpectedMode> ExpectMode(bool native_xdp, bool zero_copy_xdp,
+                                       const AttachPrefs& prefs);
 
 // The counters of struct xdp_statistics (linux/if_xdp.h) the backend reads, one socket's worth.
 struct XskCounters {

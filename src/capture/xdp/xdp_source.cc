@@ -33,6 +33,7 @@
 #include <mutex>
 #include <vector>
 
+#include "capture/iface_caps.h"
 #include "capture/xdp/xdp_filter.h"
 #include "capture/xdp/xdp_meta.h"
 #include "capture/xdp/xdp_plan.h"
@@ -45,7 +46,7 @@ using xdp::AttachMode;
 using xdp::FrameRef;
 using xdp::kFrameSize;
 
-constexpr uint32_t kMaxQueues = 64;
+constexpr uint32_t kMaxQueues = kMaxRxQueues;  // RxQueueCount never reports more
 constexpr uint64_t kFrameMask = ~static_cast<uint64_t>(kFrameSize - 1);
 
 // libbpf and libxdp print warnings to stderr by default; keep the last ones of this thread
@@ -118,28 +119,6 @@ Result<std::string> FindObject() {
                    "the XDP program object " + std::string(xdp::kObjectFile) +
                        " was not found (looked in: " + (looked.empty() ? "nowhere" : looked) +
                        "; it is built beside jarvis-capture, or set JARVIS_XDP_OBJECT)");
-}
-
-// RX queues in use: ETHTOOL_GCHANNELS (rx + combined), else the rx-N entries in sysfs, else 1.
-uint32_t RxQueueCount(const std::string& iface) {
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (sock) {
-    ethtool_channels ch{};
-    ch.cmd = ETHTOOL_GCHANNELS;
-    ifreq ifr{};
-    std::strncpy(ifr.ifr_name, iface.c_str(), IFNAMSIZ - 1);
-    ifr.ifr_data = reinterpret_cast<char*>(&ch);
-    if (::ioctl(sock.get(), SIOCETHTOOL, &ifr) == 0 && ch.rx_count + ch.combined_count > 0) {
-      return std::min(ch.rx_count + ch.combined_count, kMaxQueues);
-    }
-  }
-  uint32_t n = 0;
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/sys/class/net/" + iface + "/queues", ec)) {
-    if (e.path().filename().string().rfind("rx-", 0) == 0) ++n;
-  }
-  return std::clamp<uint32_t>(n, 1, kMaxQueues);
 }
 
 // Held for the whole capture: an abstract unix socket named after the interface. Abstract
@@ -358,41 +337,7 @@ class Attachment {
   Attachment& operator=(const Attachment&) = delete;
   ~Attachment() { Detach(); }
 
-  // What JARVIS_XDP_ATTACH asks for: a comma-separated list of "native" or "skb" (only that
-  // mode) and "netlink" (the pre-bpf_link way, which outlives a crash). Unset: native, then
-  // skb, through a bpf_link.
-  struct Prefs {
-    bool native = true;
-    bool skb = true;
-    bool netlink = false;
-  };
-  static Result<Prefs> ParsePrefs(const char* env) {
-    Prefs p;
-    if (env == nullptr || *env == '\0') return p;
-    bool only_native = false, only_skb = false;
-    std::string_view rest(env);
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      const std::string_view word = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      if (word == "native") {
-        only_native = true;
-      } else if (word == "skb") {
-        only_skb = true;
-      } else if (word == "netlink") {
-        p.netlink = true;
-      } else if (word != "link") {
-        return MakeError(ErrorCode::kInvalidArgument, "JARVIS_XDP_ATTACH: unknown word '" +
-                                                          std::string(word) +
-                                                          "' (known: native, skb, link, netlink)");
-      }
-    }
-    if (only_native != only_skb) {
-      p.native = only_native;
-      p.skb = only_skb;
-    }
-    return p;
-  }
+  using Prefs = xdp::AttachPrefs;
 
   Status Attach(int prog_fd, uint32_t ifindex, const std::string& iface, const Prefs& prefs) {
     ifindex_ = ifindex;
@@ -513,7 +458,7 @@ class XdpSource final : public CaptureSource {
       }
       return std::unexpected(std::move(e));
     }
-    auto prefs = Attachment::ParsePrefs(std::getenv("JARVIS_XDP_ATTACH"));
+    auto prefs = xdp::ParseAttachPrefs(std::getenv("JARVIS_XDP_ATTACH"));
     if (!prefs) return std::unexpected(prefs.error());
     if (auto st = attachment_.Attach(bpf_program__fd(prog), ifindex_, iface_, *prefs); !st) {
       return st;
@@ -779,13 +724,8 @@ Result<std::unique_ptr<CaptureSource>> OpenXdpSource(const SourceOptions& o) {
   }
   const uint32_t ifindex = ::if_nametoindex(iface.c_str());
   if (ifindex == 0) return MakeError(ErrorCode::kNotFound, "no such interface: " + iface);
-  if (o.timestamp_source == TimestampSource::kHardware ||
-      o.timestamp_source == TimestampSource::kPtp) {
-    return std::unexpected(
-        Error(ErrorCode::kUnavailable,
-              "the xdp backend stamps packets in the kernel's XDP hook (CLOCK_MONOTONIC, "
-              "converted to wall-clock time): timestamp sources kernel and ntp only")
-            .WithField("timestamp_source"));
+  if (auto st = CheckTimestampSource(o.timestamp_source, iface, kXdpHostClockOnly); !st) {
+    return std::unexpected(st.error());
   }
   auto object = FindObject();
   if (!object) return std::unexpected(object.error());

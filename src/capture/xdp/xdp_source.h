@@ -34,4 +34,9 @@ Result<std::unique_ptr<CaptureSource>> OpenXdpSource(const SourceOptions& option
 // (root or CAP_NET_ADMIN + CAP_NET_RAW + CAP_BPF), or a kernel without AF_XDP.
 std::string XdpUnavailableReason();
 
+// Why `hardware` and `ptp` timestamps are refused whatever the interface offers.
+inline constexpr std::string_view kXdpHostClockOnly =
+    "the xdp backend stamps packets in the kernel's XDP hook (CLOCK_MONOTONIC, converted to "
+    "wall-clock time): timestamp sources kernel and ntp only";
+
 }  // namespace jarvis

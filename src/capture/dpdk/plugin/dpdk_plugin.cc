@@ -23,10 +23,8 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <linux/if_xdp.h>
-#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
@@ -65,7 +63,9 @@
 #include <vector>
 
 #include "capture/dpdk/dpdk_args.h"
+#include "capture/dpdk/dpdk_host.h"
 #include "capture/dpdk/dpdk_source.h"
+#include "capture/iface_caps.h"
 #include "capture/pcap_common.h"
 #include "core/fd.h"
 
@@ -80,8 +80,6 @@ namespace jarvis::dpdk {
 namespace {
 
 constexpr unsigned kDefaultBufferKib = 64 * 1024;
-constexpr unsigned kDefaultEalMemoryMb = 256;
-constexpr uint16_t kMaxRxQueues = 16;
 constexpr uint32_t kSpinPolls = 64;
 constexpr uint32_t kAfXdpFillMbufs = 2048;  // ETH_AF_XDP_DFLT_NUM_DESCS in DPDK 22.11  // empty
                                             // polls before the receive loop starts to sleep
@@ -329,83 +327,6 @@ class Eal {
 bool HasNetRaw() {
   UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
   return fd.valid();
-}
-
-bool AfXdpSocketsWork() {
-  UniqueFd fd(::socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0));
-  return fd.valid();
-}
-
-unsigned RxQueueCount(const std::string& iface) {
-  unsigned n = 0;
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/sys/class/net/" + iface + "/queues", ec)) {
-    if (e.path().filename().string().starts_with("rx-")) ++n;
-  }
-  return std::clamp<unsigned>(n, 1, kMaxRxQueues);
-}
-
-// Whether hugepages can hold `memory_mb`: a hugetlbfs mount and enough free pages.
-bool HugepagesFor(unsigned memory_mb) {
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type;
-  bool mounted = false;
-  while (!mounted && mounts >> dev >> dir >> type) {
-    mounted = type == "hugetlbfs";
-    mounts.ignore(4096, '\n');
-  }
-  if (!mounted) return false;
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t value = 0, free_pages = 0, page_kib = 0;
-  while (meminfo >> key >> value) {
-    if (key == "HugePages_Free:") free_pages = value;
-    if (key == "Hugepagesize:") page_kib = value;
-    meminfo.ignore(4096, '\n');
-  }
-  return free_pages * page_kib >= static_cast<uint64_t>(memory_mb) * 1024;
-}
-
-// Whether an XDP program is attached to the interface (rtnetlink IFLA_XDP).
-Result<bool> XdpAttached(uint32_t ifindex) {
-  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!fd) return ErrnoError(errno, "netlink socket");
-  struct {
-    nlmsghdr nh;
-    ifinfomsg ifi;
-  } req{};
-  req.nh.nlmsg_len = sizeof req;
-  req.nh.nlmsg_type = RTM_GETLINK;
-  req.nh.nlmsg_flags = NLM_F_REQUEST;
-  req.nh.nlmsg_seq = 1;
-  req.ifi.ifi_family = AF_UNSPEC;
-  req.ifi.ifi_index = static_cast<int>(ifindex);
-  if (::send(fd.get(), &req, sizeof req, 0) < 0) return ErrnoError(errno, "RTM_GETLINK");
-  alignas(nlmsghdr) char buf[32768];
-  const ssize_t got = ::recv(fd.get(), buf, sizeof buf, 0);
-  if (got < 0) return ErrnoError(errno, "RTM_GETLINK reply");
-  unsigned left = static_cast<unsigned>(got);
-  for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
-    if (nh->nlmsg_type == NLMSG_ERROR) {
-      const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nh));
-      return ErrnoError(-e->error, "RTM_GETLINK");
-    }
-    if (nh->nlmsg_type != RTM_NEWLINK) continue;
-    auto* ifi = static_cast<ifinfomsg*>(NLMSG_DATA(nh));
-    int len = static_cast<int>(IFLA_PAYLOAD(nh));
-    for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-      if ((a->rta_type & NLA_TYPE_MASK) != IFLA_XDP) continue;
-      int inner = static_cast<int>(RTA_PAYLOAD(a));
-      for (auto* x = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(x, inner); x = RTA_NEXT(x, inner)) {
-        if (x->rta_type == IFLA_XDP_ATTACHED) {
-          return *static_cast<const uint8_t*>(RTA_DATA(x)) != XDP_ATTACHED_NONE;
-        }
-      }
-    }
-    return false;
-  }
-  return false;
 }
 
 // Inodes of this process's sockets, by family.
@@ -782,14 +703,6 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
   const std::string& target = o.target;
   if (target.empty())
     return MakeError(ErrorCode::kInvalidArgument, "no interface or DPDK port given");
-  if (o.timestamp_source == TimestampSource::kHardware ||
-      o.timestamp_source == TimestampSource::kPtp) {
-    return std::unexpected(
-        Error(ErrorCode::kUnavailable,
-              "the dpdk backend stamps packets with the host clock at receive; it cannot give "
-              "hardware or PTP timestamps")
-            .WithField("timestamp_source"));
-  }
   const uint32_t snaplen = o.snaplen == 0 ? kMaxSnaplen : o.snaplen;
   auto filter = std::make_unique<BpfProgram>();
   {
@@ -823,9 +736,7 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
         }
       }
     }
-    // Room for a pool per queue of net_af_xdp (about 20 MiB each) besides the default.
-    const unsigned queues = ::if_nametoindex(target.c_str()) ? RxQueueCount(target) : 1;
-    const unsigned memory_mb = kDefaultEalMemoryMb + 32 * queues;
+    const unsigned memory_mb = DefaultEalMemoryMb(target);
     plan.eal_args =
         DefaultEalArgs(::getpid(), main_cpu, memory_mb, LooksLikePciAddress(target) ? target : "",
                        HugepagesFor(memory_mb));
@@ -856,29 +767,24 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o) {
     } else if (LooksLikePciAddress(target)) {
       made = SetUp(o, "pci", target, buffer_kib);
     } else if ((ifindex = ::if_nametoindex(target.c_str())) != 0) {
-      // A kernel interface: a vdev on it. net_af_xdp where AF_XDP works (it takes the
-      // interface's packets away from the kernel while it runs), else net_af_packet.
-      auto xdp = XdpAttached(ifindex);
-      if (xdp && *xdp) {
-        return MakeError(ErrorCode::kFailedPrecondition,
-                         "interface " + target +
-                             " already has an XDP program attached "
-                             "(another capture?): packets it redirects would never reach the "
-                             "capture; detach it, or name a vdev with --dpdk-args");
+      // A kernel interface: a vdev on it, as ChooseKernelDevice (dpdk_host.h) decides.
+      auto xdp = AttachedXdp(ifindex);
+      const KernelDeviceChoice choice =
+          ChooseKernelDevice(target, xdp && xdp->attached(), AfXdpSocketsWork());
+      if (!choice.refusal.empty()) {
+        return MakeError(ErrorCode::kFailedPrecondition, choice.refusal);
       }
-      std::string xdp_failure;
-      if (AfXdpSocketsWork()) {
+      std::string xdp_failure = choice.why_not_af_xdp;
+      if (choice.driver == "net_af_xdp") {
         made = SetUp(o, "vdev",
                      DefaultVdev("net_af_xdp", Eal::Get().NextSerial(), target, buffer_kib,
-                                 RxQueueCount(target)),
+                                 KernelRxQueues(target)),
                      buffer_kib);
         if (!made) xdp_failure = made.error().message();
-      } else {
-        xdp_failure = "AF_XDP sockets are not available on this host";
       }
       if (!made) {
-        auto still = XdpAttached(ifindex);
-        if (still && *still) {
+        auto still = AttachedXdp(ifindex);
+        if (still && still->attached()) {
           return MakeError(ErrorCode::kInternal, "net_af_xdp failed on " + target +
                                                      " and left an XDP program "
                                                      "attached: " +
