@@ -135,3 +135,42 @@ TEST(XdpUserFilter, MatchesWholeFramesAndRejectsBadExpressions) {
 
 }  // namespace
 }  // namespace jarvis::xdp
+
+namespace jarvis::xdp {
+namespace {
+
+TEST(XdpAttachPrefs, Parse) {
+  auto p = ParseAttachPrefs(nullptr);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->native && p->skb && !p->netlink);
+  p = ParseAttachPrefs("skb");
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(!p->native && p->skb);
+  p = ParseAttachPrefs("native,netlink");
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->native && !p->skb && p->netlink);
+  p = ParseAttachPrefs("native,skb");  // both named: both allowed
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->native && p->skb);
+  EXPECT_FALSE(ParseAttachPrefs("drv"));
+}
+
+TEST(XdpExpectMode, FollowsWhatTheDriverHas) {
+  const AttachPrefs any;
+  auto m = ExpectMode(true, false, any);  // veth
+  ASSERT_TRUE(m);
+  EXPECT_EQ(ModeName(m->attach, m->zero_copy), "native/copy");
+  m = ExpectMode(true, true, any);  // ice, mlx5
+  ASSERT_TRUE(m);
+  EXPECT_EQ(ModeName(m->attach, m->zero_copy), "native/zerocopy");
+  m = ExpectMode(false, false, any);  // ifb, lo
+  ASSERT_TRUE(m);
+  EXPECT_EQ(ModeName(m->attach, m->zero_copy), "skb/copy");
+  m = ExpectMode(true, true, AttachPrefs{.native = false, .skb = true});  // generic is copy
+  ASSERT_TRUE(m);
+  EXPECT_EQ(ModeName(m->attach, m->zero_copy), "skb/copy");
+  EXPECT_FALSE(ExpectMode(false, false, AttachPrefs{.native = true, .skb = false}));
+}
+
+}  // namespace
+}  // namespace jarvis::xdp
