@@ -74,8 +74,19 @@ Json OpenApiDocument() {
   Json paths = Json::object();
   paths[p + "/backends"]["get"] =
       Op("Capture backends, whether each can run here and why not",
-         Responses({{"200", "available_backends: name, status, reason, max_throughput_gbps, "
-                            "cpu_overhead_pct, figures (nominal or measured)"}}));
+         Responses({{"200",
+                     "available_backends: name, status, reason, max_throughput_gbps, "
+                     "cpu_overhead_pct, figures (nominal or measured); with "
+                     "?interface=, modes per backend (the modes it would use there: xdp "
+                     "native/generic and zero-copy/copy, dpdk vdev and memory, accepted "
+                     "timestamp_sources, ...) and a top-level interface object (driver, "
+                     "rx_queues, xdp, timestamping)"},
+                    {"400", "no such interface"},
+                    {"422", "interface name empty or longer than 15 characters"}}),
+         nullptr,
+         Json::array({QueryParam("interface", Str(),
+                                 "also report each backend's modes on this interface, and "
+                                 "what the interface offers (read-only probe)")}));
   paths[p + "/start"]["post"] =
       Op("Start capturing on an interface",
          Responses({{"200", "status, interface, backend, buffer_size_mb, timestamp_source, "
@@ -102,9 +113,11 @@ Json OpenApiDocument() {
          Body({{"graceful", {{"type", "boolean"}, {"default", true}}}}, {}));
   paths[p + "/status"]["get"] =
       Op("Session state and configuration",
-         Responses({{"200", "running, interface, backend, buffer_size_mb, uptime_sec, "
-                            "flow_metering_enabled, encryption_enabled, netflow_enabled, state, "
-                            "session_id, error"}}));
+         Responses({{"200",
+                     "running, interface, backend, buffer_size_mb, uptime_sec, "
+                     "flow_metering_enabled, encryption_enabled, netflow_enabled, state, "
+                     "session_id, error, backend_mode (what the backend chose at open: "
+                     "xdp native/copy ..., dpdk device; null where it has no choice)"}}));
   paths[p + "/metrics"]["get"] =
       Op("Measurements of the current or last session",
          Responses({{"200",
