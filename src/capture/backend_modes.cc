@@ -273,22 +273,23 @@ Json BackendModesJson(std::string_view name, const BackendInfo* info, const Inte
     m["summary"] = "not available in this build";
     return m;
   }
-  if (name == "pf_ring") {
+  const std::string why = info->unavailable_reason();
+  if (name == "pf_ring" && !why.empty()) {
     // Nothing to tell about the interface while the library or module is missing.
-    const std::string why = info->unavailable_reason();
-    if (!why.empty()) {
-      m["summary"] = "unavailable: " + why;
-      m["reason"] = why;
-      return m;
-    }
+    m["summary"] = "unavailable: " + why;
+    m["reason"] = why;
+    return m;
   }
+  // An unavailable backend (no privilege, say) is still described, and says so first.
+  m["usable"] = why.empty();
   if (name == "libpcap") LibpcapModes(m, caps, summary);
   if (name == "af_packet") AfPacketModes(m, caps, summary);
   if (name == "xdp") XdpModes(m, caps, summary);
   if (name == "dpdk") DpdkModes(m, caps, summary);
   const auto accepted = AddTimestampSources(m, caps, info->host_clock_only);
   summary.push_back("timestamps: " + Join(accepted));
-  m["summary"] = Join(summary, "; ");
+  m["summary"] =
+      (why.empty() ? "" : "unavailable here (see its reason); if it were: ") + Join(summary, "; ");
   return m;
 }
 

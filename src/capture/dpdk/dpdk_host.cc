@@ -59,7 +59,7 @@ KernelDeviceChoice ChooseKernelDevice(std::string_view iface, bool xdp_attached,
     c.driver = "net_af_xdp";
   } else {
     c.driver = "net_af_packet";
-    c.why_not_af_xdp = "AF_XDP sockets are not available on this host";
+    c.why_not_af_xdp = "AF_XDP sockets cannot be opened here (no kernel support, or no privilege)";
   }
   return c;
 }
