@@ -4,22 +4,45 @@
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
+#include <cstring>
 #include <ctime>
 #include <iterator>
 
 namespace jarvis {
 namespace {
 
-// Formatting runs once per finished flow, millions of times on a large file: addresses and
-// times are written directly rather than through inet_ntop's sprintf and float formatting.
-void AppendAddress(const uint8_t* a, uint8_t ip_version, std::string& out) {
+// Formatting runs once per finished flow, millions of times on a large file. A record is
+// written through a plain pointer into room reserved once (kMaxRecordText), not through
+// std::string appends (each checks capacity) or printf-style parsing; addresses and times are
+// written directly rather than through inet_ntop's sprintf and float formatting.
+
+// The longest record either format can produce: two 45-character IPv6 addresses (embedded
+// IPv4 form), ten 20-digit counters, three 21-character times, the longest flag set, state and
+// end reason names, and the JSON field names. Checked against the worst case in the tests.
+constexpr size_t kMaxRecordText = 1024;
+
+char* PutText(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+template <size_t N>
+char* PutLit(char* p, const char (&s)[N]) {
+  std::memcpy(p, s, N - 1);
+  return p + N - 1;
+}
+
+char* PutUint(char* p, uint64_t v) {
+  const fmt::format_int s(v);
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+char* PutAddress(char* p, const uint8_t* a, uint8_t ip_version) {
   if (ip_version != 4) {
     char buf[INET6_ADDRSTRLEN];
-    out += inet_ntop(AF_INET6, a, buf, sizeof buf);
-    return;
+    return PutText(p, inet_ntop(AF_INET6, a, buf, sizeof buf));
   }
-  char buf[16];
-  char* p = buf;
   for (int i = 0; i < 4; ++i) {
     unsigned v = a[i];
     if (v >= 100) {
@@ -32,27 +55,30 @@ void AppendAddress(const uint8_t* a, uint8_t ip_version, std::string& out) {
     *p++ = static_cast<char>('0' + v % 10);
     *p++ = '.';
   }
-  out.append(buf, p - buf - 1);
-}
-
-void AppendUint(uint64_t v, std::string& out) {
-  const fmt::format_int s(v);
-  out.append(s.data(), s.size());
+  return p - 1;
 }
 
 // Seconds with six decimals from nanoseconds, truncated to the microsecond.
-void AppendSeconds(int64_t ns, std::string& out) {
+char* PutSeconds(char* p, int64_t ns) {
   int64_t us = ns / 1000;
   if (us < 0) {
-    out += '-';
+    *p++ = '-';
     us = -us;
   }
-  AppendUint(static_cast<uint64_t>(us / 1'000'000), out);
-  char frac[7];
+  p = PutUint(p, static_cast<uint64_t>(us / 1'000'000));
   int64_t f = us % 1'000'000;
-  frac[0] = '.';
-  for (int i = 6; i >= 1; --i, f /= 10) frac[i] = static_cast<char>('0' + f % 10);
-  out.append(frac, 7);
+  p[0] = '.';
+  for (int i = 6; i >= 1; --i, f /= 10) p[i] = static_cast<char>('0' + f % 10);
+  return p + 7;
+}
+
+// Appends what `put` writes (at most kMaxRecordText bytes) to `out`.
+template <class Put>
+void AppendRecord(std::string& out, Put&& put) {
+  const size_t old = out.size();
+  out.resize_and_overwrite(old + kMaxRecordText, [&](char* buf, size_t) {
+    return static_cast<size_t>(put(buf + old) - buf);
+  });
 }
 
 }  // namespace
@@ -69,79 +95,80 @@ double EpochSeconds(TimestampNs ts) {
 }
 
 void AppendFlowJson(const FlowRecord& r, std::string& out) {
-  out += "{\"flow_id\":";
-  AppendUint(r.flow_id, out);
-  out += ",\"src_ip\":\"";
-  AppendAddress(r.src_addr, r.ip_version, out);
-  out += "\",\"dst_ip\":\"";
-  AppendAddress(r.dst_addr, r.ip_version, out);
-  out += "\",\"src_port\":";
-  AppendUint(r.src_port, out);
-  out += ",\"dst_port\":";
-  AppendUint(r.dst_port, out);
-  out += ",\"protocol\":";
-  AppendUint(r.protocol, out);
-  out += ",\"packets\":";
-  AppendUint(r.packets(), out);
-  out += ",\"bytes\":";
-  AppendUint(r.bytes(), out);
-  out += ",\"bytes_fwd\":";
-  AppendUint(r.bytes_fwd, out);
-  out += ",\"bytes_rev\":";
-  AppendUint(r.bytes_rev, out);
-  out += ",\"first_seen\":";
-  AppendSeconds(r.first_ns, out);
-  out += ",\"last_seen\":";
-  AppendSeconds(r.last_ns, out);
-  out += ",\"state\":\"";
-  out += FlowStateName(r.state);
-  out += "\",\"duration_sec\":";
-  AppendSeconds(r.last_ns - r.first_ns, out);
-  out += ",\"tcp_flags\":\"";
-  out += TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev);
-  out += "\",\"packets_fwd\":";
-  AppendUint(r.packets_fwd, out);
-  out += ",\"packets_rev\":";
-  AppendUint(r.packets_rev, out);
-  out += ",\"vlan\":";
-  AppendUint(r.vlan, out);
-  out += ",\"end_reason\":";
-  if (r.end_reason == EndReason::kNone) {
-    out += "null}";
-  } else {
-    out += '"';
-    out += EndReasonName(r.end_reason);
-    out += "\"}";
-  }
+  AppendRecord(out, [&r](char* p) {
+    p = PutLit(p, "{\"flow_id\":");
+    p = PutUint(p, r.flow_id);
+    p = PutLit(p, ",\"src_ip\":\"");
+    p = PutAddress(p, r.src_addr, r.ip_version);
+    p = PutLit(p, "\",\"dst_ip\":\"");
+    p = PutAddress(p, r.dst_addr, r.ip_version);
+    p = PutLit(p, "\",\"src_port\":");
+    p = PutUint(p, r.src_port);
+    p = PutLit(p, ",\"dst_port\":");
+    p = PutUint(p, r.dst_port);
+    p = PutLit(p, ",\"protocol\":");
+    p = PutUint(p, r.protocol);
+    p = PutLit(p, ",\"packets\":");
+    p = PutUint(p, r.packets());
+    p = PutLit(p, ",\"bytes\":");
+    p = PutUint(p, r.bytes());
+    p = PutLit(p, ",\"bytes_fwd\":");
+    p = PutUint(p, r.bytes_fwd);
+    p = PutLit(p, ",\"bytes_rev\":");
+    p = PutUint(p, r.bytes_rev);
+    p = PutLit(p, ",\"first_seen\":");
+    p = PutSeconds(p, r.first_ns);
+    p = PutLit(p, ",\"last_seen\":");
+    p = PutSeconds(p, r.last_ns);
+    p = PutLit(p, ",\"state\":\"");
+    p = PutText(p, FlowStateName(r.state));
+    p = PutLit(p, "\",\"duration_sec\":");
+    p = PutSeconds(p, r.last_ns - r.first_ns);
+    p = PutLit(p, ",\"tcp_flags\":\"");
+    p = PutText(p, TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev));
+    p = PutLit(p, "\",\"packets_fwd\":");
+    p = PutUint(p, r.packets_fwd);
+    p = PutLit(p, ",\"packets_rev\":");
+    p = PutUint(p, r.packets_rev);
+    p = PutLit(p, ",\"vlan\":");
+    p = PutUint(p, r.vlan);
+    p = PutLit(p, ",\"end_reason\":");
+    if (r.end_reason == EndReason::kNone) return PutLit(p, "null}");
+    *p++ = '"';
+    p = PutText(p, EndReasonName(r.end_reason));
+    return PutLit(p, "\"}");
+  });
 }
 
 void AppendFlowCsv(const FlowRecord& r, std::string& out) {
-  AppendUint(r.flow_id, out);
-  out += ',';
-  AppendAddress(r.src_addr, r.ip_version, out);
-  out += ',';
-  AppendAddress(r.dst_addr, r.ip_version, out);
-  for (uint64_t v : {uint64_t{r.src_port}, uint64_t{r.dst_port}, uint64_t{r.protocol},
-                     r.packets(), r.bytes(), r.bytes_fwd, r.bytes_rev}) {
-    out += ',';
-    AppendUint(v, out);
-  }
-  out += ',';
-  AppendSeconds(r.first_ns, out);
-  out += ',';
-  AppendSeconds(r.last_ns, out);
-  out += ',';
-  out += FlowStateName(r.state);
-  out += ',';
-  AppendSeconds(r.last_ns - r.first_ns, out);
-  out += ',';
-  out += TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev);
-  for (uint64_t v : {r.packets_fwd, r.packets_rev, uint64_t{r.vlan}}) {
-    out += ',';
-    AppendUint(v, out);
-  }
-  out += ',';
-  out += EndReasonName(r.end_reason);
+  AppendRecord(out, [&r](char* p) {
+    p = PutUint(p, r.flow_id);
+    *p++ = ',';
+    p = PutAddress(p, r.src_addr, r.ip_version);
+    *p++ = ',';
+    p = PutAddress(p, r.dst_addr, r.ip_version);
+    for (uint64_t v : {uint64_t{r.src_port}, uint64_t{r.dst_port}, uint64_t{r.protocol},
+                       r.packets(), r.bytes(), r.bytes_fwd, r.bytes_rev}) {
+      *p++ = ',';
+      p = PutUint(p, v);
+    }
+    *p++ = ',';
+    p = PutSeconds(p, r.first_ns);
+    *p++ = ',';
+    p = PutSeconds(p, r.last_ns);
+    *p++ = ',';
+    p = PutText(p, FlowStateName(r.state));
+    *p++ = ',';
+    p = PutSeconds(p, r.last_ns - r.first_ns);
+    *p++ = ',';
+    p = PutText(p, TcpFlagsName(r.tcp_flags_fwd | r.tcp_flags_rev));
+    for (uint64_t v : {r.packets_fwd, r.packets_rev, uint64_t{r.vlan}}) {
+      *p++ = ',';
+      p = PutUint(p, v);
+    }
+    *p++ = ',';
+    return PutText(p, EndReasonName(r.end_reason));
+  });
 }
 
 std::string FlowTableHeader() {

@@ -433,6 +433,46 @@ TEST(FlowFormatTest, CsvColumnsCarryTheJsonValues) {
   EXPECT_EQ(Split(Csv(HugeRecord()), ',')[6], "18446744073709551614");
 }
 
+// The longest text a record can give: every field at its widest. The formatter writes a record
+// into room reserved up front (1024 bytes), so this bounds it with room to spare, and many
+// records appended one after another stay intact.
+TEST(FlowFormatTest, TheWidestRecordFitsAndAppendsStayIntact) {
+  FlowRecord r = HugeRecord();
+  r.ip_version = 6;
+  std::memset(r.src_addr, 0xFF, 16);
+  std::memset(r.dst_addr, 0xFF, 16);
+  r.src_addr[15] = 0xFE;
+  r.protocol = 255;
+  r.packets_fwd = r.packets_rev = r.bytes_fwd = r.bytes_rev = UINT64_MAX / 2;
+  r.first_ns = INT64_MIN / 2;
+  r.last_ns = INT64_MAX / 2;
+  r.vlan = 65535;
+  r.tcp_flags_fwd = r.tcp_flags_rev = 0xFF;
+  r.state = FlowState::kClosing;
+  r.end_reason = EndReason::kLackOfResources;
+  const std::string json = Json(r), csv = Csv(r);
+  EXPECT_LT(json.size(), 700u) << json;
+  EXPECT_LT(csv.size(), 500u) << csv;
+  ASSERT_TRUE(ParseJson(json).has_value()) << json;
+  EXPECT_EQ(Split(csv, ',')[1], "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+  EXPECT_EQ(Split(csv, ',')[10], "-4611686018.427387");
+
+  std::string out_json, out_csv;
+  const std::vector<FlowRecord> samples = AllSamples();
+  std::string want_json, want_csv;
+  for (int i = 0; i < 3000; ++i) {
+    const FlowRecord& s = i % 7 == 0 ? r : samples[i % samples.size()];
+    AppendFlowJson(s, out_json);
+    out_json += '\n';
+    AppendFlowCsv(s, out_csv);
+    out_csv += '\n';
+    want_json += Json(s) + '\n';
+    want_csv += Csv(s) + '\n';
+  }
+  EXPECT_EQ(out_json, want_json);
+  EXPECT_EQ(out_csv, want_csv);
+}
+
 TEST(FlowFormatTest, TableRow) {
   const std::string header = FlowTableHeader();
   for (const char* column : {"first_seen (UTC)", "proto", "source", "destination", "packets",

@@ -383,11 +383,34 @@ void FlowTable::Expire(TimestampNs now) {
 }
 
 void FlowTable::FlushAll(EndReason reason) {
-  while (closed_.tail != kNil) End(closed_.tail, EndReason::kEndOfFlow);
-  while (lru_.tail != kNil) {
-    const Entry& e = entries_[lru_.tail];
-    End(lru_.tail, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
+  // Every flow ends, in the order expiry would take them (finished ones first, each list from
+  // its least recently seen end). When many flows end, they are emitted first and the table is
+  // then emptied at once: removing them one by one would probe the index and shift its
+  // clusters for each (a cache miss apiece, a tenth of a large file's run time).
+  const uint32_t slots = index_mask_ + 1;
+  if (static_cast<uint64_t>(used_) * 16 < slots) {  // few flows: the index is mostly empty
+    while (closed_.tail != kNil) End(closed_.tail, EndReason::kEndOfFlow);
+    while (lru_.tail != kNil) {
+      const Entry& e = entries_[lru_.tail];
+      End(lru_.tail, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
+    }
+    Flush();
+    return;
   }
+  for (uint32_t i = closed_.tail; i != kNil; i = entries_[i].prev) {
+    Emit(entries_[i], EndReason::kEndOfFlow);
+  }
+  for (uint32_t i = lru_.tail; i != kNil; i = entries_[i].prev) {
+    const Entry& e = entries_[i];
+    Emit(e, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
+  }
+  std::memset(index_, 0, sizeof(uint64_t) * slots);
+  // Entries are handed out afresh from the front of the array (Insert clears each one).
+  free_head_ = kNil;
+  next_fresh_ = 0;
+  used_ = 0;
+  lru_ = {};
+  closed_ = {};
   Flush();
 }
 

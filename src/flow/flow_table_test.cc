@@ -911,6 +911,58 @@ TEST(FlowTableTest, FlushAllEndsEveryFlowWithTheRightReason) {
   EXPECT_EQ(table.active_flows(), 1u);
 }
 
+// FlushAll empties a crowded table at once rather than flow by flow; both ways must give the
+// same records in the same order and leave a table that meters correctly afterwards.
+TEST(FlowTableTest, FlushAllOfACrowdedTableMatchesOneByOneRemoval) {
+  const auto run = [](uint32_t capacity) {
+    CollectingSink sink;
+    FlowTable table(TestConfig(), capacity, &sink);
+    for (int round = 0; round < 3; ++round) {
+      for (uint16_t i = 0; i < 300; ++i) {
+        const TimestampNs t = Sec(100 * round) + Ms(i);
+        if (i % 3 == 0) {
+          table.Process(Tcp(kA, 1000 + i, kB, 80, kSyn), t);
+          table.Process(Tcp(kB, 80, kA, 1000 + i, kSynAck), t + 1);
+          if (i % 2 == 0) table.Process(Tcp(kA, 1000 + i, kB, 80, kTcpRst), t + 2);  // lingers
+        } else {
+          table.Process(Udp(kA, 1000 + i, kC, 53, 60 + i), t);
+          table.Process(Udp(kC, 53, kA, 1000 + i, 100), t + 1);
+        }
+      }
+      // Touch some flows again so the lists' order differs from creation order.
+      for (uint16_t i = 1; i < 300; i += 7) {
+        if (i % 3 != 0) table.Process(Udp(kA, 1000 + i, kC, 53, 10), Sec(100 * round) + Ms(400));
+      }
+      EXPECT_EQ(table.active_flows(), 300u);
+      table.FlushAll(EndReason::kForcedEnd);
+      EXPECT_EQ(table.active_flows(), 0u);
+    }
+    return sink.records;
+  };
+  const std::vector<FlowRecord> sparse = run(100000);  // index mostly empty: one by one
+  const std::vector<FlowRecord> crowded = run(400);    // emptied at once
+  ASSERT_EQ(sparse.size(), 900u);
+  ASSERT_EQ(crowded.size(), sparse.size());
+  for (size_t i = 0; i < sparse.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(crowded[i].flow_id, sparse[i].flow_id);
+    EXPECT_EQ(crowded[i].src_port, sparse[i].src_port);
+    EXPECT_EQ(crowded[i].end_reason, sparse[i].end_reason);
+    EXPECT_EQ(crowded[i].packets_fwd, sparse[i].packets_fwd);
+    EXPECT_EQ(crowded[i].packets_rev, sparse[i].packets_rev);
+    EXPECT_EQ(crowded[i].bytes_fwd, sparse[i].bytes_fwd);
+    EXPECT_EQ(crowded[i].first_ns, sparse[i].first_ns);
+  }
+  // Each round's flows are new flows with the round's counts: nothing stale survived a flush.
+  for (size_t i = 300; i < crowded.size(); ++i) {
+    EXPECT_GE(crowded[i].first_ns, Sec(100)) << i;
+  }
+  // The lingering (reset) flows come first, as expiry would take them.
+  EXPECT_EQ(crowded[0].end_reason, EndReason::kEndOfFlow);
+  EXPECT_EQ(crowded[0].src_port, 1000);
+  EXPECT_EQ(crowded[299].end_reason, EndReason::kForcedEnd);
+}
+
 TEST(FlowTableTest, FlushAllUsesTheGivenReason) {
   CollectingSink sink;
   FlowTable table(TestConfig(), 16, &sink);
