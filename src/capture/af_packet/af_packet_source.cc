@@ -252,7 +252,9 @@ Result<std::unique_ptr<CaptureSource>> Open(const SourceOptions& o, uint32_t fan
   req.tp_frame_size = kFrameBytes;
   req.tp_frame_nr = static_cast<uint32_t>(static_cast<uint64_t>(kBlockBytes) * blocks / kFrameBytes);
   req.tp_retire_blk_tov = kBlockTimeoutMs;
-  req.tp_feature_req_word = TP_FT_REQ_FILL_RXHASH;
+  // No TP_FT_REQ_FILL_RXHASH: nothing reads the flow hash, and filling it costs the kernel a
+  // hash per packet (fanout computes its own).
+  req.tp_feature_req_word = 0;
   if (::setsockopt(fd.get(), SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) {
     return ErrnoError(errno, "PACKET_RX_RING of " + std::to_string(blocks) + " MiB on " + iface);
   }
