@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <pcap/dlt.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace jarvis {
 namespace {
@@ -52,7 +54,7 @@ Result<PcapngWriter> PcapngWriter::Create(const std::string& path,
 Result<PcapngWriter> PcapngWriter::FromFd(UniqueFd fd, const std::string& name,
                                           const std::string& application) {
   PcapngWriter w(std::move(fd), name);
-  w.buf_.reserve(kFlushAt + 65536);
+  w.Grow(kFlushAt + 65536);
   if (auto st = w.WriteSectionHeader(application); !st) return std::unexpected(st.error());
   return w;
 }
@@ -61,9 +63,16 @@ PcapngWriter::~PcapngWriter() {
   if (fd_) (void)Flush();
 }
 
+void PcapngWriter::Grow(size_t n) {
+  const size_t cap = std::max(cap_ * 2, used_ + n);
+  auto grown = std::make_unique_for_overwrite<uint8_t[]>(cap);
+  if (used_ != 0) std::memcpy(grown.get(), buf_.get(), used_);
+  buf_ = std::move(grown);
+  cap_ = cap;
+}
+
 void PcapngWriter::Append(const void* p, size_t n) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  buf_.insert(buf_.end(), b, b + n);
+  if (n != 0) std::memcpy(Extend(n), p, n);
 }
 
 void PcapngWriter::AppendOption(uint16_t code, const void* value, uint16_t len) {
@@ -128,41 +137,45 @@ Status PcapngWriter::WritePacket(const PacketView& pkt, uint32_t interface_id) {
   const uint32_t padded = Pad4(pkt.caplen);
   const uint32_t total = 32 + padded;
   const uint64_t ts = static_cast<uint64_t>(pkt.ts_ns);
-  uint32_t head[7] = {kBlockEnhancedPacket,
-                      total,
-                      interface_id,
-                      static_cast<uint32_t>(ts >> 32),
-                      static_cast<uint32_t>(ts),
-                      pkt.caplen,
-                      pkt.wirelen < pkt.caplen ? pkt.caplen : pkt.wirelen};
-  Append(head, sizeof head);
-  Append(pkt.data, pkt.caplen);
+  const uint32_t head[7] = {kBlockEnhancedPacket,
+                            total,
+                            interface_id,
+                            static_cast<uint32_t>(ts >> 32),
+                            static_cast<uint32_t>(ts),
+                            pkt.caplen,
+                            pkt.wirelen < pkt.caplen ? pkt.caplen : pkt.wirelen};
+  // The whole block in place: header, data, zero padding to 4 bytes, then the closing length
+  // (written after the padding's 4 zero bytes, which may reach into it).
+  uint8_t* out = Extend(total);
+  std::memcpy(out, head, sizeof head);
+  std::memcpy(out + sizeof head, pkt.data, pkt.caplen);
   static constexpr uint8_t kZeros[4] = {};
-  Append(kZeros, padded - pkt.caplen);
-  Append32(total);
+  std::memcpy(out + sizeof head + pkt.caplen, kZeros, 4);
+  std::memcpy(out + sizeof head + padded, &total, 4);
   ++packets_;
   bytes_ += pkt.caplen;
   return FlushIfFull();
 }
 
 Status PcapngWriter::FlushIfFull() {
-  if (buf_.size() >= kFlushAt) return Flush();
+  if (used_ >= kFlushAt) return Flush();
   return {};
 }
 
 Status PcapngWriter::Flush() {
   size_t done = 0;
-  while (done < buf_.size()) {
-    ssize_t n = ::write(fd_.get(), buf_.data() + done, buf_.size() - done);
+  while (done < used_) {
+    ssize_t n = ::write(fd_.get(), buf_.get() + done, used_ - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
-      buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(done));
+      std::memmove(buf_.get(), buf_.get() + done, used_ - done);
+      used_ -= done;
       return ErrnoError(err, "writing " + name_);
     }
     done += static_cast<size_t>(n);
   }
-  buf_.clear();
+  used_ = 0;
   return {};
 }
 

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "core/error.h"
 #include "core/fd.h"
@@ -52,6 +52,14 @@ class PcapngWriter {
  private:
   PcapngWriter(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
   Status WriteSectionHeader(const std::string& application);
+  // Room for `n` more bytes at the end of the buffer (grown when needed); the caller fills it.
+  uint8_t* Extend(size_t n) {
+    if (cap_ - used_ < n) Grow(n);
+    uint8_t* at = buf_.get() + used_;
+    used_ += n;
+    return at;
+  }
+  void Grow(size_t n);
   void Append(const void* p, size_t n);
   void Append32(uint32_t v) { Append(&v, 4); }
   void Append16(uint16_t v) { Append(&v, 2); }
@@ -60,7 +68,11 @@ class PcapngWriter {
 
   UniqueFd fd_;
   std::string name_;
-  std::vector<uint8_t> buf_;
+  // Output not yet written: used_ bytes at buf_, which holds cap_. A plain array, not a vector:
+  // a packet block is laid out in place with no per-field capacity check.
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t used_ = 0;
+  size_t cap_ = 0;
   uint32_t interfaces_ = 0;
   uint64_t packets_ = 0;
   uint64_t bytes_ = 0;

@@ -123,6 +123,42 @@ TEST_F(PcapngWriterTest, BlocksAreFramedAndPaddedToFourBytes) {
   EXPECT_EQ(b[epb + 28 + 7], 0);
 }
 
+// Blocks larger than the writer's buffer, after a run of small ones, come out whole and in
+// order: every length framed, every byte where it was.
+TEST_F(PcapngWriterTest, BlocksBeyondTheBufferStayWholeAndInOrder) {
+  std::vector<uint8_t> big(3 << 20);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
+  const uint32_t sizes[] = {61, 3, 1 << 20, 2, static_cast<uint32_t>(big.size()), 63};
+  {
+    auto w = PcapngWriter::Create(path_, "");
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->AddInterface({DLT_EN10MB, 0, "", ""}));
+    for (uint32_t n : sizes) ASSERT_TRUE(w->WritePacket({big.data(), n, n, n, 0}, 0));
+    ASSERT_TRUE(w->Close());
+  }
+  std::vector<uint8_t> b = ReadAll();
+  size_t off = 0;
+  std::vector<uint32_t> caplens;
+  while (off < b.size()) {
+    ASSERT_LE(off + 12, b.size());
+    const uint32_t len = Le32(b, off + 4);
+    ASSERT_LE(off + len, b.size());
+    EXPECT_EQ(Le32(b, off + len - 4), len);
+    if (Le32(b, off) == 6) {
+      const uint32_t caplen = Le32(b, off + 20);
+      caplens.push_back(caplen);
+      EXPECT_EQ(len, 32 + ((caplen + 3) & ~3u));
+      EXPECT_EQ(std::memcmp(b.data() + off + 28, big.data(), caplen), 0) << caplen;
+      for (uint32_t pad = caplen; pad < ((caplen + 3) & ~3u); ++pad) {
+        EXPECT_EQ(b[off + 28 + pad], 0);
+      }
+    }
+    off += len;
+  }
+  EXPECT_EQ(off, b.size());
+  EXPECT_EQ(caplens, std::vector<uint32_t>(std::begin(sizes), std::end(sizes)));
+}
+
 TEST_F(PcapngWriterTest, RawIpIsStoredAsLinktypeRaw) {
   EXPECT_EQ(DltToLinktype(DLT_RAW), 101);
   EXPECT_EQ(DltToLinktype(DLT_EN10MB), 1);
