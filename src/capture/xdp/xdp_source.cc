@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdio>
@@ -48,6 +49,12 @@ using xdp::kFrameSize;
 
 constexpr uint32_t kMaxQueues = kMaxRxQueues;  // RxQueueCount never reports more
 constexpr uint64_t kFrameMask = ~static_cast<uint64_t>(kFrameSize - 1);
+// An AF_XDP socket wakes its poller for every packet the kernel puts in the RX ring. When
+// wakeups come less than this apart, Receive waits this long after one for more frames to gather
+// (a wakeup and a poll() for a burst instead of for every few frames), as a TPACKET_V3 block
+// is handed over when full or after its timeout; slower traffic goes out at once, and so does
+// everything with SourceOptions::immediate.
+constexpr std::chrono::microseconds kCoalesce{1000};
 
 // libbpf and libxdp print warnings to stderr by default; keep the last ones of this thread
 // instead, to put in the error a failed call returns.
@@ -428,6 +435,7 @@ class XdpSource final : public CaptureSource {
   }
 
   Status Open(const SourceOptions& o, const std::string& object_path) {
+    immediate_ = o.immediate;
     auto lock = LockInterface(iface_, ifindex_);
     if (!lock) return std::unexpected(lock.error());
     lock_ = std::move(*lock);
@@ -528,7 +536,23 @@ class XdpSource final : public CaptureSource {
                                                     " failed: the socket reported an error");
         }
       }
+      if (!immediate_) Coalesce(deadline);
     }
+  }
+
+  // After a wakeup for frames: when the previous one was less than kCoalesce ago, waits up to
+  // kCoalesce (never past `deadline`, and no longer once Interrupt() is called) for more.
+  void Coalesce(std::chrono::steady_clock::time_point deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool busy = now - last_wakeup_ < kCoalesce;
+    last_wakeup_ = now;
+    if (!busy) return;
+    const auto wait = std::min<std::chrono::nanoseconds>(kCoalesce, deadline - now);
+    if (wait.count() <= 0) return;
+    const timespec ts{static_cast<time_t>(wait.count() / 1'000'000'000),
+                      static_cast<long>(wait.count() % 1'000'000'000)};
+    pollfd wake{wake_.get(), POLLIN, 0};  // the eventfd stays readable: the caller sees it next
+    ::ppoll(&wake, 1, &ts, nullptr);
   }
 
   Result<SourceStats> Stats() override {
@@ -595,7 +619,7 @@ class XdpSource final : public CaptureSource {
     uint64_t bytes = 0, wire = 0, filtered = 0;
     std::array<uint32_t, kMaxQueues> run_ends{};
     uint32_t runs = 0;
-    std::array<uint64_t, PacketBatch::kMaxBurst> rejected{};
+    std::array<uint64_t, PacketBatch::kMaxBurst> rejected;  // written before it is read
     const uint32_t nq = static_cast<uint32_t>(queues_.size());
     for (uint32_t k = 0; k < nq && count < capacity; ++k) {
       const uint32_t qi = (next_queue_ + k) % nq;
@@ -685,6 +709,8 @@ class XdpSource final : public CaptureSource {
   // Receive() state. Thread safety: the receiving thread only.
   xdp::FrameLedger ledger_;
   uint32_t next_queue_ = 0;
+  bool immediate_ = false;
+  std::chrono::steady_clock::time_point last_wakeup_{};
   uint64_t lost_frames_ = 0;  // frames that found no room in a fill ring (never expected)
 
   std::atomic<uint64_t> packets_{0}, bytes_{0}, wire_bytes_{0}, filtered_{0};
