@@ -45,20 +45,50 @@ trial that lost some is tried again; every trial is kept in the JSON):
      than 3% short of the rate asked is generator-bound too, and ends the search.
 Every trial of our backends checks that the backend's drop counter equals arrived - captured.
 
+The CPU budget (the budgeted run, after the unconstrained one unless --cpu-budget 0; only it with
+  --budget-only): unconstrained, every tool here captures all the generator can send, so every
+  zero-drop rate is the generator's and no two capturers can be compared. The budgeted run gives
+  every capturer, ours and the peers alike, the same small share of its CPU: once it says it is
+  listening (setting up is not per-frame work) the capturer and all its threads are moved into
+  a cgroup made for the run (jcb-<PID>; cgroup v1's cpu controller, cpu.cfs_quota_us and
+  cpu.cfs_period_us, else cgroup v2's cpu.max) whose CFS quota is PCT % of one core: by default
+  1 ms of CPU every 100 ms (1%; the kernel's smallest quota is 1 ms). Still pinned to CPU 1.
+  The group is removed at the end, also on failure, Ctrl-C or SIGTERM, and a group an earlier
+  run left behind is removed first. Then the same search as above finds a zero-drop rate set by
+  the capturer's own cost per frame: it is capture-bound when frames were lost at a faster rate
+  that the generator did reach (printed and in the JSON as lost_above, capture_bound).
+  Rings: the kernel enforces the quota at its tick (4 ms here), so a capturer may overrun 1 ms and
+  then wait several periods; the ring must hold the traffic of such a gap, or the zero-drop rate
+  measures the ring, not the capturer (an 8 MiB ring gave tcpdump and af_packet the same 0.19
+  Mpps). So every ring reader gets the same 32 MiB kernel ring (ours -B 32768, tcpdump
+  -B 32768, netsniff-ng -S 32768KiB: about 210,000 64-byte frames at 160 bytes a slot), xdp a
+  UMEM of 1 GiB (262,144 frames of 4 KiB: one slot a frame whatever its length), dpdk its
+  defaults (its buffering is the vdev's, with at most 4096 rx descriptors). A trial is 2,000,000
+  frames, so what a ring can hide is about a tenth of a trial, alike for every ring reader; and
+  64-byte frames only by default (--budget-sizes), the size where per-frame cost decides.
+
 Printed: per tool, zero-drop rate (Mpps and Gbit/s of frame bytes) at 64 and 1500 bytes, drop %
 at the generator's maximum, CPU % at the zero-drop rate (64 B), ratio to tcpdump's zero-drop rate;
 the targets (af_packet and xdp >= 2x tcpdump) with whether they were met or could not be measured.
-Written: the same as JSON to --results (default /var/lib/jarvis-capture/bench.json), which
-`jarvis-capture serve` and `jarvis-capture backends` read for their "measured" figures:
+Both runs are printed, each with its table, targets and drop-counter checks.
+Written: the same as JSON to --results (default /var/lib/jarvis-capture/bench.json; the budgeted
+run under "cpu_budget", the targets of both under "targets"), which
+`jarvis-capture serve` and `jarvis-capture backends` read for their "measured" figures (those of
+the unconstrained run):
 max_throughput_gbps = the zero-drop rate at 1500-byte frames in Gbit/s of frame bytes
 (pps * 1500 * 8 / 1e9); cpu_overhead_pct = the capturer's CPU % of one core at that rate.
 
-Runtime: about 1-6 minutes with the defaults (300,000 frames a trial, 5 bisection steps, 2
-trials a rate; the longer when tools lose frames and must be searched), about 0.5-2 minutes with
---quick (100,000 frames, 3 steps, 1 trial a rate). Needs root, trafgen, taskset and 2 CPUs.
+Runtime: the unconstrained run about 1-6 minutes with the defaults (300,000 frames a trial, 5
+bisection steps, 2 trials a rate; the longer when tools lose frames and must be searched), about
+0.5-2 minutes with --quick (100,000 frames, 3 steps, 1 trial a rate); the budgeted run about 5-10
+minutes more (2,000,000 frames a trial, 300,000 with --quick). --smoke runs both briefly. Needs
+root, trafgen, taskset and 2 CPUs; the budgeted run a cgroup cpu controller (without one it is
+left out and says why).
 
 usage: capture_live.py JARVIS_CAPTURE [--quick] [--results FILE] [--frames N] [--steps S] [--repeats R]
            [--sizes 64,1500] [--backends libpcap,af_packet,xdp,dpdk] [--peers tcpdump,netsniff-ng]
+           [--cpu-budget PCT] [--cpu-period-ms MS] [--budget-only] [--budget-frames N]
+           [--budget-sizes 64] [--budget-ring-kib KIB] [--budget-umem-kib KIB]
            [--max-load L --wait-quiet SEC] [--smoke] [--no-results]
 Exit: 0 done, 1 failed, 77 cannot run here (not root, trafgen missing, one CPU).
 """
@@ -92,8 +122,17 @@ DST_MAC = "02:6a:63:62:00:02"
 NS_RE = re.compile(r"jcb-(?:gen|cap)(\d+)")
 MIN_DRAIN_S = 1.2
 MAX_DRAIN_S = 6.0
+MAX_DRAIN_S_BUDGET = 20.0  # a full ring drains at the budget's pace
 READY_TIMEOUT_S = 20.0
 SCHEMA = "jarvis-capture-bench/1"
+DEFAULT_RESULTS = "/var/lib/jarvis-capture/bench.json"
+# The budgeted run (see the module docstring).
+DEFAULT_BUDGET_PCT = 1.0
+DEFAULT_PERIOD_MS = 100.0
+BUDGET_FRAMES, BUDGET_FRAMES_QUICK = 2_000_000, 300_000
+BUDGET_SIZES = [64]
+BUDGET_RING_KIB = 32 * 1024
+BUDGET_UMEM_KIB = 1024 * 1024
 
 
 class Interrupted(Exception):
@@ -200,6 +239,135 @@ class Pair:
         return not left
 
 
+# ------------------------------------------------------------------------------ CPU budget
+
+
+CG_RE = re.compile(r"jcb-(\d+)")
+MIN_QUOTA_US = 1000  # the kernel's smallest CFS quota (1 ms), cgroup v1 and v2 alike
+
+
+class CpuBudget:
+    """A cgroup whose CPU quota is `pct` % of one core, given as a quota of pct * period every
+    period (CFS bandwidth control), that each capturer of the budgeted run is moved into once it
+    listens. The
+    cgroup v1 cpu controller (cpu.cfs_quota_us, cpu.cfs_period_us) where it is mounted, else
+    cgroup v2's cpu.max where the cpu controller is enabled. Made once for the budgeted run and
+    removed at its end, also on failure, Ctrl-C or SIGTERM; groups an earlier run left behind
+    (its PID gone) are removed first."""
+
+    V1 = "/sys/fs/cgroup/cpu"
+    V2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+
+    def __init__(self, pct, period_ms):
+        self.pct, self.period_us = pct, int(round(period_ms * 1000))
+        self.quota_us = int(round(self.period_us * pct / 100))
+        self.path, self.version = None, None
+
+    @staticmethod
+    def hierarchy():
+        """(version, root) of a usable cpu controller, or (None, reason)."""
+        if os.path.exists(os.path.join(CpuBudget.V1, "cpu.cfs_quota_us")):
+            return 1, CpuBudget.V1
+        for root in CpuBudget.V2:
+            try:
+                with open(os.path.join(root, "cgroup.controllers")) as f:
+                    if "cpu" in f.read().split():
+                        return 2, root
+            except OSError:
+                pass
+        return None, ("no cgroup cpu controller: neither cgroup v1's cpu hierarchy nor cgroup "
+                      "v2 with the cpu controller is mounted")
+
+    @staticmethod
+    def remove_stale():
+        version, root = CpuBudget.hierarchy()
+        if version is None:
+            return
+        for path in glob.glob(os.path.join(root, "jcb-*")):
+            m = CG_RE.fullmatch(os.path.basename(path))
+            if m and not pid_alive(int(m.group(1))):
+                log(f"removing cgroup {path} left by an earlier run")
+                CpuBudget.rmdir(path)
+
+    @staticmethod
+    def rmdir(path):
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:
+                time.sleep(0.1)  # tasks still leaving (a killed capturer's last moments)
+        return False
+
+    def create(self):
+        if self.quota_us < MIN_QUOTA_US:
+            raise RuntimeError(f"a budget of {self.pct}% of {self.period_us} us is a quota of "
+                               f"{self.quota_us} us, below the kernel's minimum of "
+                               f"{MIN_QUOTA_US} us: use a longer --cpu-period-ms")
+        version, root = self.hierarchy()
+        if version is None:
+            raise RuntimeError(root)
+        path = os.path.join(root, f"jcb-{os.getpid()}")
+        os.mkdir(path)
+        self.path, self.version = path, version
+        if version == 1:
+            self.write("cpu.cfs_period_us", self.period_us)
+            self.write("cpu.cfs_quota_us", self.quota_us)
+        else:
+            self.write("cpu.max", f"{self.quota_us} {self.period_us}")
+
+    def write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(str(value))
+
+    def enter_session(self, sid):
+        """Moves every process of session `sid` (a capturer and whatever it started), all their
+        threads with them, into the group."""
+        pids = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[3]) == sid:  # field 6 of stat: the session id
+                pids.append(int(stat.split("/")[2]))
+        if sid not in pids:
+            raise RuntimeError(f"process {sid} is gone: cannot put it into the CPU budget")
+        for pid in pids:
+            try:
+                with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except ProcessLookupError:
+                pass
+
+    def throttled(self):
+        """How many periods the group was throttled in so far."""
+        try:
+            with open(os.path.join(self.path, "cpu.stat")) as f:
+                for line in f:
+                    k, v = line.split()
+                    if k == "nr_throttled":
+                        return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def describe(self):
+        return (f"{self.pct:g}% of one core: {self.quota_us} us of CPU every {self.period_us} us "
+                f"(cgroup v{self.version} cpu controller, {self.path})")
+
+    def remove(self):
+        if self.path is None:
+            return True
+        ok = self.rmdir(self.path)
+        if ok:
+            self.path = None
+        return ok
+
+
 # ------------------------------------------------------------------------------ frames
 
 
@@ -287,19 +455,32 @@ def parse_netsniff(text):
     return int(m.group(1)), int(d.group(1))
 
 
-def make_tools(binary, backends, peers):
+def make_tools(binary, backends, peers, ring_kib=None, umem_kib=None):
+    """The capturers. With ring_kib, every ring reader gets a kernel ring of that many KiB
+    (ours -B, tcpdump -B, netsniff-ng -S) and xdp a UMEM of umem_kib (one fixed 4 KiB slot a
+    frame, whatever its length); dpdk keeps its defaults (its buffering is the vdev's, with at
+    most 4096 rx descriptors). Without ring_kib, each tool's defaults."""
     tools = []
     for b in backends:
         base, extra = VARIANTS.get(b, (b, []))
+        buf = []
+        if ring_kib:
+            if base == "xdp":
+                buf = ["-B", str(umem_kib)]
+            elif base != "dpdk":  # dpdk's buffering is the vdev's, at most 4096 descriptors
+                buf = ["-B", str(ring_kib)]
         tools.append(Tool(b, "ours", [binary, "capture", "-i", DEV_CAP, "--backend", base] + extra
-                          + ["-w", "/dev/null"], re.compile(r"^listening on ", re.M), parse_ours))
+                          + buf + ["-w", "/dev/null"], re.compile(r"^listening on ", re.M),
+                          parse_ours))
     if "tcpdump" in peers:
-        tools.append(Tool("tcpdump", "peer", ["tcpdump", "-i", DEV_CAP, "-n", "-w", "/dev/null"],
-                          re.compile(r"listening on "), parse_tcpdump))
+        buf = ["-B", str(ring_kib)] if ring_kib else []
+        tools.append(Tool("tcpdump", "peer", ["tcpdump", "-i", DEV_CAP, "-n"] + buf +
+                          ["-w", "/dev/null"], re.compile(r"listening on "), parse_tcpdump))
     if "netsniff-ng" in peers:
+        buf = ["-S", f"{ring_kib}KiB"] if ring_kib else []
         tools.append(Tool("netsniff-ng", "peer",
                           ["netsniff-ng", "--in", DEV_CAP, "--out", "/dev/null", "-s", "-A", "-Q",
-                           "-b", str(CAP_CPU)], re.compile(r"Running!"), parse_netsniff))
+                           "-b", str(CAP_CPU)] + buf, re.compile(r"Running!"), parse_netsniff))
     return tools
 
 
@@ -308,6 +489,7 @@ class Bench:
         self.pair, self.work = pair, work
         self.children = []
         self.configs = {}
+        self.budget = None  # a CpuBudget the capturers start in, for the budgeted run
 
     def kill_children(self):
         for p in self.children:
@@ -362,6 +544,7 @@ class Bench:
         out_path = os.path.join(self.work, f"{tool.name}.out")
         out = open(out_path, "w+")
         cmd = ["taskset", "-c", str(CAP_CPU), "ip", "netns", "exec", self.pair.cap] + tool.cmd
+        budget = self.budget
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.children.append(p)
         try:
@@ -377,21 +560,39 @@ class Bench:
             m = re.search(r"^\S+ mode: (.*)$", text, re.M)
             if m:
                 tool.mode = m.group(1)
+            if budget:
+                # Into the budget once it listens: setting up (rings, a UMEM, DPDK's EAL) is not
+                # per-frame work, and under a budget of a few ms a second it could take minutes.
+                budget.enter_session(p.pid)
             rx0 = self.pair.rx_packets()
             c0 = cpu_seconds(p.pid)
             sent, send_s = self.trafgen(size, frames, rate)
             c1 = cpu_seconds(p.pid)
-            # Drain: the capturer must have had the chance to read what its ring holds.
+            # Drain: the capturer must have had the chance to read what its ring holds. Idle
+            # means under 10% of a core over 0.1 s; under a CPU budget, a window of at least
+            # two periods without throttling and under a quarter of the budget used, and more
+            # time, as the ring drains at the budget's pace.
             t_end = time.monotonic()
             last = c1
-            while time.monotonic() - t_end < MAX_DRAIN_S:
-                time.sleep(0.1)
+            window, busy, max_drain = 0.1, 0.010, MAX_DRAIN_S
+            if budget:
+                window = max(0.1, 2 * budget.period_us / 1e6)
+                busy = 0.25 * window * budget.pct / 100
+                max_drain = MAX_DRAIN_S_BUDGET
+            throttled = budget.throttled() if budget else 0
+            while time.monotonic() - t_end < max_drain:
+                time.sleep(window)
                 now = cpu_seconds(p.pid)
-                idle = now - last < 0.010
+                idle = now - last < busy
                 last = now
+                if budget:
+                    t = budget.throttled()
+                    idle = idle and t == throttled
+                    throttled = t
                 if idle and time.monotonic() - t_end >= MIN_DRAIN_S:
                     break
             rx1 = self.pair.rx_packets()
+            c2 = cpu_seconds(p.pid)
             os.killpg(p.pid, signal.SIGINT)
             try:
                 p.wait(timeout=20)
@@ -418,7 +619,10 @@ class Bench:
              "drop_pct": round(100.0 * lost / arrived, 3) if arrived else 0.0,
              "cpu_pct": round(100.0 * (c1 - c0) / send_s, 1) if send_s > 0 else None,
              "cpu_ns_per_frame": round(1e9 * (c1 - c0) / sent, 1) if sent else None,
-             "counter_agrees": dropped is not None and dropped == lost}
+             "counter_agrees": dropped is not None and dropped == lost,
+             # All the CPU the capturer spent on this trial's frames, the drain included.
+             "cpu_total_s": round(c2 - c0, 6),
+             "cpu_ns_per_captured": round(1e9 * (c2 - c0) / captured, 1) if captured else None}
         r["zero_drop"] = lost == 0 and (dropped or 0) == 0 and arrived == sent
         # The paced generator could not reach the rate asked of it: what passed here says
         # nothing of higher rates.
@@ -501,6 +705,17 @@ def search(bench, tool, size, frames, steps, repeats):
         res["zero_drop"] = {"pps": 0, "mpps": 0.0, "gbps": 0.0, "cpu_pct": None,
                             "cpu_ns_per_frame": None, "lower_bound": False,
                             "note": f"lost frames even at {lo / 1e6:.3f}-{hi / 1e6:.3f} Mpps"}
+    # Whether the capturer, not the generator, set the zero-drop rate: frames were lost at a
+    # faster rate that the generator did reach.
+    if best is not None and not generator_bound:
+        lossy = [t for t in trials if not t["zero_drop"] and t["pps"] > best["pps"]]
+        if lossy:
+            first = min(lossy, key=lambda t: t["pps"])
+            res["lost_above"] = {"pps": first["pps"], "drop_pct": first["drop_pct"],
+                                 "unlimited_pps": top["pps"]}
+        res["capture_bound"] = bool(lossy)
+    else:
+        res["capture_bound"] = False
     agree = [t["counter_agrees"] for t in trials]
     res["drop_counter"] = {"trials": len(agree), "agree": sum(agree),
                            "disagreements": [{k: t[k] for k in ("pps", "arrived", "captured",
@@ -568,6 +783,74 @@ def print_table(results, sizes, alone, ref_name="tcpdump"):
             f"{a['pps'] / 1e6:.3f} Mpps at {s} B" for s, a in alone.items()))
 
 
+def print_bounds(results, sizes):
+    """Per tool and size: what set the zero-drop rate, and the evidence."""
+    for name, r in results.items():
+        if r.get("status") != "measured":
+            continue
+        parts = []
+        for s in sizes:
+            v = r["sizes"][str(s)]
+            z = v["zero_drop"]
+            if v.get("capture_bound"):
+                la = v["lost_above"]
+                parts.append(f"{s} B capture-bound: lost {la['drop_pct']:.2f}% at "
+                             f"{la['pps'] / 1e6:.3f} Mpps, the generator reached "
+                             f"{la['unlimited_pps'] / 1e6:.3f} unlimited")
+            elif z["lower_bound"]:
+                parts.append(f"{s} B generator-bound")
+            elif z["pps"] == 0:
+                parts.append(f"{s} B {z.get('note', 'no loss-free rate found')}")
+            else:
+                parts.append(f"{s} B not shown capture-bound (no loss seen above it)")
+        log(f"  {name}: " + "; ".join(parts))
+
+
+def targets(results, sizes):
+    """The issue's targets (af_packet, xdp >= 2x tcpdump's zero-drop rate), one verdict each
+    per frame size."""
+    ref = results.get("tcpdump", {})
+    out = []
+    for b in ("af_packet", "xdp"):
+        r = results.get(b, {})
+        if r.get("status") != "measured" or ref.get("status") != "measured":
+            out.append({"backend": b, "frame_bytes": None, "ratio": None,
+                        "verdict": "not measured", "text": "n/a"})
+            continue
+        for s in sizes:
+            z, zr = r["sizes"][str(s)]["zero_drop"], ref["sizes"][str(s)]["zero_drop"]
+            text, val = ratio_text(z, zr)
+            if z["lower_bound"] and zr["lower_bound"]:
+                verdict = ("not measurable: both capture everything the generator sends "
+                           "(generator-bound)")
+            elif val is None:
+                verdict = "not measurable (tcpdump generator-bound)"
+            elif val >= 2:
+                verdict = "met"
+            elif z["lower_bound"]:
+                verdict = "not shown: ours is generator-bound below 2x"
+            else:
+                verdict = "NOT met"
+            out.append({"backend": b, "frame_bytes": s,
+                        "ratio": None if val is None else round(val, 3), "verdict": verdict,
+                        "text": text})
+    for t in out:
+        where = f" at {t['frame_bytes']} B" if t["frame_bytes"] else ""
+        log(f"target {t['backend']} >= 2x tcpdump{where}: {t['text']} -> {t['verdict']}")
+    return out
+
+
+def print_counters(results):
+    for name, r in results.items():
+        if r.get("kind") != "ours" or r.get("status") != "measured":
+            continue
+        tot = sum(v["drop_counter"]["trials"] for v in r["sizes"].values())
+        agree = sum(v["drop_counter"]["agree"] for v in r["sizes"].values())
+        bad = [d for v in r["sizes"].values() for d in v["drop_counter"]["disagreements"]]
+        log(f"drop counter == arrived - captured: {name}: {agree} of {tot} trials"
+            + ("" if not bad else f"; DISAGREES: {bad[:3]}"))
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
@@ -604,6 +887,31 @@ def write_results(path, doc):
     os.rename(tmp, path)
 
 
+def measure(bench, tools, sizes, frames, steps, repeats, results):
+    """Searches every tool at every size into `results`; False when one failed."""
+    ok = True
+    for tool in tools:
+        entry = {"kind": tool.kind, "status": "measured",
+                 "command": " ".join(["taskset", "-c", str(CAP_CPU)] + tool.cmd),
+                 "sizes": {}}
+        try:
+            for s in sizes:
+                entry["sizes"][str(s)] = search(bench, tool, s, frames, steps, repeats)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            log(f"{tool.name}: failed: {e}")
+            entry = {"kind": tool.kind, "status": "failed", "reason": str(e)}
+            ok = False
+        if tool.mode:
+            entry["mode"] = tool.mode
+        if entry["status"] == "measured":
+            big = entry["sizes"].get("1500") or entry["sizes"][str(max(sizes))]
+            entry["max_throughput_gbps"] = big["zero_drop"]["gbps"]
+            entry["cpu_overhead_pct"] = big["zero_drop"]["cpu_pct"]
+            entry["max_throughput_frame_bytes"] = big["frame_bytes"]
+        results[tool.name] = entry
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description="Live capture benchmark on a veth pair (see the "
                                  "module docstring of bench/capture_live.py)")
@@ -612,7 +920,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="100,000 frames a trial, 3 steps")
     ap.add_argument("--smoke", action="store_true",
                     help="a few thousand frames, one trial per tool, 64 B, libpcap/af_packet and "
-                         "tcpdump unless told otherwise (for tests: checks the machinery)")
+                         "tcpdump unless told otherwise (for tests: checks the machinery), "
+                         "unconstrained and budgeted")
     ap.add_argument("--frames", type=int, help="frames per trial (default 300,000)")
     ap.add_argument("--steps", type=int, help="bisection steps (default 5)")
     ap.add_argument("--repeats", type=int,
@@ -620,8 +929,26 @@ def main():
     ap.add_argument("--sizes", default="64,1500", help="frame sizes in bytes")
     ap.add_argument("--backends", help="our backends, comma-separated (default: all)")
     ap.add_argument("--peers", help="peers, comma-separated (default: tcpdump,netsniff-ng)")
-    ap.add_argument("--results", default="/var/lib/jarvis-capture/bench.json",
-                    help="where to write the JSON results (default %(default)s)")
+    ap.add_argument("--cpu-budget", type=float, default=DEFAULT_BUDGET_PCT, metavar="PCT",
+                    help="after the unconstrained run, a budgeted run with every capturer in a "
+                         "cgroup limited to PCT %% of one core (default %(default)s; 0: no "
+                         "budgeted run)")
+    ap.add_argument("--cpu-period-ms", type=float, default=DEFAULT_PERIOD_MS,
+                    help="the budget's CFS period (default %(default)s ms; the quota, PCT %% of "
+                         "it, must be at least 1 ms)")
+    ap.add_argument("--budget-only", action="store_true", help="only the budgeted run")
+    ap.add_argument("--budget-frames", type=int,
+                    help=f"frames per budgeted trial (default {BUDGET_FRAMES:,}, --quick "
+                         f"{BUDGET_FRAMES_QUICK:,})")
+    ap.add_argument("--budget-sizes", default=",".join(map(str, BUDGET_SIZES)),
+                    help="frame sizes of the budgeted run (default %(default)s)")
+    ap.add_argument("--budget-ring-kib", type=int, default=BUDGET_RING_KIB,
+                    help="kernel ring of every ring reader in the budgeted run (ours -B, tcpdump "
+                         "-B, netsniff-ng -S; default %(default)s KiB)")
+    ap.add_argument("--budget-umem-kib", type=int, default=BUDGET_UMEM_KIB,
+                    help="xdp's UMEM in the budgeted run (4 KiB a frame; default %(default)s KiB)")
+    ap.add_argument("--results", help=f"where to write the JSON results (default "
+                    f"{DEFAULT_RESULTS}; with --budget-only, only when given)")
     ap.add_argument("--no-results", action="store_true", help="write no results file")
     ap.add_argument("--max-load", type=float, default=0,
                     help="wait (up to --wait-quiet s) until the 1-minute load is below this")
@@ -633,6 +960,7 @@ def main():
         sizes = [64]
         backends = (args.backends or "libpcap,af_packet").split(",")
         peers = (args.peers if args.peers is not None else "tcpdump").split(",")
+        budget_frames, budget_sizes = args.budget_frames or 3000, [64]
     else:
         frames = args.frames or (100_000 if args.quick else 300_000)
         steps = args.steps if args.steps is not None else (3 if args.quick else 5)
@@ -640,9 +968,12 @@ def main():
         sizes = [int(s) for s in args.sizes.split(",")]
         backends = (args.backends or ",".join(OUR_BACKENDS + list(VARIANTS))).split(",")
         peers = (args.peers if args.peers is not None else ",".join(PEERS)).split(",")
+        budget_frames = args.budget_frames or (BUDGET_FRAMES_QUICK if args.quick
+                                               else BUDGET_FRAMES)
+        budget_sizes = [int(s) for s in args.budget_sizes.split(",") if s]
     backends = [b for b in backends if b]
     peers = [p for p in peers if p]
-    for s in sizes:
+    for s in sizes + budget_sizes:
         if not 60 <= s <= 1514:
             ap.error(f"frame size {s} out of 60..1514")
     for b in backends:
@@ -651,6 +982,15 @@ def main():
     for p in peers:
         if p not in PEERS:
             ap.error(f"unknown peer {p}")
+    if args.cpu_budget < 0 or args.cpu_budget > 100:
+        ap.error("--cpu-budget is a % of one core, 0..100")
+    if args.budget_only and not args.cpu_budget:
+        ap.error("--budget-only needs a --cpu-budget above 0")
+    budget = CpuBudget(args.cpu_budget, args.cpu_period_ms) if args.cpu_budget else None
+    if budget and budget.quota_us < MIN_QUOTA_US:
+        ap.error(f"{args.cpu_budget}% of {args.cpu_period_ms} ms is under the kernel's 1 ms "
+                 f"minimum quota: use a longer --cpu-period-ms")
+    unconstrained = not args.budget_only
 
     binary = os.path.abspath(args.binary)
     if os.geteuid() != 0:
@@ -667,6 +1007,14 @@ def main():
     if not os.access(binary, os.X_OK):
         log(f"capture_live: {binary} is not executable")
         return 1
+    if budget:
+        version, why = CpuBudget.hierarchy()
+        if version is None:
+            if args.budget_only:
+                log(f"capture_live: skipped: {why}")
+                return 77
+            log(f"no budgeted run: {why}")
+            budget = None
 
     load0 = loadavg()
     if args.max_load and load0[0] > args.max_load and args.wait_quiet > 0:
@@ -685,18 +1033,20 @@ def main():
 
     avail = available_backends(binary)
     remove_stale_namespaces()
+    CpuBudget.remove_stale()
     pair = Pair()
     work = tempfile.mkdtemp(prefix="jarvis-bench-live-")
     bench = None
-    results = {}
+    results, budgeted = {}, {}
     alone = {}
     t0 = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc)
     ok = True
+    cleaned = True
     try:
         pair.up()
         bench = Bench(pair, work)
-        for s in sizes:
+        for s in sorted(set(sizes + budget_sizes)):
             path = os.path.join(work, f"udp{s}.cfg")
             write_trafgen_config(path, udp_frame(s, pair.gen_mac))
             bench.configs[s] = path
@@ -710,47 +1060,49 @@ def main():
         def base(b):
             return VARIANTS.get(b, (b,))[0]
 
-        tools = make_tools(binary, [b for b in backends if b != "pf_ring" and
-                                    not avail.get(base(b), "not listed")], peers)
+        runnable = [b for b in backends if b != "pf_ring" and not avail.get(base(b), "not listed")]
         for b in backends:
             why = "pf_ring is loaded at run time and needs libpfring and its kernel module" \
                 if b == "pf_ring" else ""
             reason = avail.get(base(b), f"{base(b)} is not listed by `jarvis-capture backends`")
             if b == "pf_ring" or reason:
-                results[b] = {"kind": "ours", "status": "skipped",
-                              "reason": reason or why}
-                log(f"{b}: skipped: {results[b]['reason']}")
-        alone = {}
-        for s in sizes:
+                skipped = {"kind": "ours", "status": "skipped", "reason": reason or why}
+                results[b] = dict(skipped)
+                budgeted[b] = dict(skipped)
+                log(f"{b}: skipped: {skipped['reason']}")
+        for s in sorted(set(sizes + budget_sizes)):
             alone[str(s)] = bench.generator_alone(s, frames)
             log(f"  generator alone {s} B: {alone[str(s)]['pps'] / 1e6:.3f} Mpps, "
                 f"{alone[str(s)]['arrived']} of {alone[str(s)]['sent']} arrived")
-        for tool in tools:
-            entry = {"kind": tool.kind, "status": "measured",
-                     "command": " ".join(["taskset", "-c", str(CAP_CPU)] + tool.cmd),
-                     "sizes": {}}
-            try:
-                for s in sizes:
-                    entry["sizes"][str(s)] = search(bench, tool, s, frames, steps, repeats)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                log(f"{tool.name}: failed: {e}")
-                entry = {"kind": tool.kind, "status": "failed", "reason": str(e)}
-                ok = False
-            if tool.mode:
-                entry["mode"] = tool.mode
-            if entry["status"] == "measured":
-                big = entry["sizes"].get("1500") or entry["sizes"][str(max(sizes))]
-                entry["max_throughput_gbps"] = big["zero_drop"]["gbps"]
-                entry["cpu_overhead_pct"] = big["zero_drop"]["cpu_pct"]
-                entry["max_throughput_frame_bytes"] = big["frame_bytes"]
-            results[tool.name] = entry
+        if unconstrained:
+            ok = measure(bench, make_tools(binary, runnable, peers), sizes, frames, steps,
+                         repeats, results) and ok
+        if budget:
+            budget.create()
+            bench.budget = budget
+            log(f"\nbudgeted run: every capturer limited to {budget.describe()}; kernel ring "
+                f"{args.budget_ring_kib} KiB for every ring reader, xdp UMEM "
+                f"{args.budget_umem_kib} KiB; {budget_frames} frames a trial, sizes "
+                f"{budget_sizes}")
+            ok = measure(bench, make_tools(binary, runnable, peers, args.budget_ring_kib,
+                                           args.budget_umem_kib),
+                         budget_sizes, budget_frames, steps, repeats, budgeted) and ok
     except Interrupted as e:
         log(f"\ninterrupted ({e}): cleaning up")
         ok = False
         return 130
+    except (RuntimeError, OSError) as e:
+        log(f"capture_live: failed: {e}")
+        ok = False
+        return 1
     finally:
         if bench:
             bench.kill_children()
+        if budget and not budget.remove():
+            log(f"WARNING: cgroup {budget.path} left behind")
+            cleaned = False
+        elif budget and budget.version:
+            log(f"cgroup jcb-{os.getpid()} removed")
         removed = pair.down()
         shutil.rmtree(work, ignore_errors=True)
         log(f"namespaces {pair.gen} and {pair.cap} removed" if removed else
@@ -758,47 +1110,34 @@ def main():
     elapsed = time.monotonic() - t0
     load1 = loadavg()
 
-    log()
-    log(f"Live capture on veth, {frames} frames a trial, generator on CPU {GEN_CPU}, capturer on "
-        f"CPU {CAP_CPU}; load {load0[0]:.2f} at start, {load1[0]:.2f} at end; "
-        f"{elapsed:.0f} s")
-    log("0-drop: highest rate with nothing lost ('>=': the generator's own maximum, so a lower "
-        "bound); Gbit/s of frame bytes; drop% at the generator's maximum, each trial there "
-        "(rate reached by the worst); CPU% of one core and its CPU ns per frame at the 0-drop "
-        "rate")
-    print_table(results, sizes, alone)
-
-    ref = results.get("tcpdump", {})
-    log()
-    for b in ("af_packet", "xdp"):
-        r = results.get(b, {})
-        if r.get("status") != "measured" or ref.get("status") != "measured":
-            log(f"target {b} >= 2x tcpdump: not measured")
-            continue
-        for s in sizes:
-            text, val = ratio_text(r["sizes"][str(s)]["zero_drop"],
-                                   ref["sizes"][str(s)]["zero_drop"])
-            z, zr = r["sizes"][str(s)]["zero_drop"], ref["sizes"][str(s)]["zero_drop"]
-            if z["lower_bound"] and zr["lower_bound"]:
-                verdict = ("not measurable: both capture everything the generator sends "
-                           "(generator-bound)")
-            elif val is None:
-                verdict = "not measurable (tcpdump generator-bound)"
-            elif val >= 2:
-                verdict = "met"
-            elif z["lower_bound"]:
-                verdict = "not shown: ours is generator-bound below 2x"
-            else:
-                verdict = "NOT met"
-            log(f"target {b} >= 2x tcpdump at {s} B: {text} -> {verdict}")
-    for name, r in results.items():
-        if r.get("kind") != "ours" or r.get("status") != "measured":
-            continue
-        tot = sum(v["drop_counter"]["trials"] for v in r["sizes"].values())
-        agree = sum(v["drop_counter"]["agree"] for v in r["sizes"].values())
-        bad = [d for v in r["sizes"].values() for d in v["drop_counter"]["disagreements"]]
-        log(f"drop counter == arrived - captured: {name}: {agree} of {tot} trials"
-            + ("" if not bad else f"; DISAGREES: {bad[:3]}"))
+    doc_targets = {}
+    if unconstrained:
+        log()
+        log(f"Live capture on veth, unconstrained, {frames} frames a trial, generator on CPU "
+            f"{GEN_CPU}, capturer on CPU {CAP_CPU}; load {load0[0]:.2f} at start, "
+            f"{load1[0]:.2f} at end; {elapsed:.0f} s")
+        log("0-drop: highest rate with nothing lost ('>=': the generator's own maximum, so a "
+            "lower bound); Gbit/s of frame bytes; drop% at the generator's maximum, each trial "
+            "there (rate reached by the worst); CPU% of one core and its CPU ns per frame at the "
+            "0-drop rate")
+        print_table(results, sizes, alone)
+        log()
+        doc_targets["unconstrained"] = targets(results, sizes)
+        print_counters(results)
+    if budget and budget.version:
+        log()
+        log(f"Live capture on veth, CPU budget: every capturer (ours and the peers) in a cgroup "
+            f"limited to {args.cpu_budget:g}% of one core ({budget.quota_us} us every "
+            f"{budget.period_us} us), still pinned to CPU {CAP_CPU}; {budget_frames} frames a "
+            f"trial; kernel ring {args.budget_ring_kib} KiB for libpcap, af_packet, tcpdump "
+            f"(-B) and netsniff-ng (-S), xdp UMEM {args.budget_umem_kib} KiB, dpdk its defaults")
+        log("The budget makes the capturer, not the generator, the limit: a 0-drop rate without "
+            "'>=' is capture-bound when frames were lost at a faster rate the generator reached")
+        print_table(budgeted, budget_sizes, {})
+        print_bounds(budgeted, budget_sizes)
+        log()
+        doc_targets["cpu_budget"] = targets(budgeted, budget_sizes)
+        print_counters(budgeted)
 
     doc = {"schema": SCHEMA, "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "elapsed_s": round(elapsed, 1),
@@ -810,7 +1149,7 @@ def main():
            "setup": {"link": "veth between two network namespaces",
                      "frame": f"UDP/IPv4 {ADDR_GEN} -> {ADDR_CAP}, destination MAC {DST_MAC}",
                      "frame_bytes": sizes, "frames_per_trial": frames, "bisection_steps": steps,
-                     "trials_per_rate": repeats,
+                     "trials_per_rate": repeats, "unconstrained_run": unconstrained,
                      "smoke": args.smoke},
            "definitions": {
                "max_throughput_gbps": "zero-drop rate at 1500-byte frames in Gbit/s of frame "
@@ -819,18 +1158,37 @@ def main():
                "cpu_overhead_pct": "user+system CPU of the capture process at that rate, % of "
                                    "one core",
                "drop_pct": "(arrived - captured) / arrived, arrived = rx_packets of the capture "
-                           "side of the veth"},
+                           "side of the veth",
+               "capture_bound": "frames were lost at a rate above the zero-drop rate that the "
+                                "generator reached: the capturer set the zero-drop rate"},
            "generator": {"tool": "trafgen", "version": tool_version(["trafgen", "-v"]),
                          "cpu": GEN_CPU, "alone": alone},
            "versions": {"jarvis-capture": tool_version([binary, "--version"]),
                         "tcpdump": tool_version(["tcpdump", "--version"]),
                         "netsniff-ng": tool_version(["netsniff-ng", "-v"])},
+           "targets": doc_targets,
            "backends": {k: v for k, v in results.items() if v.get("kind") == "ours"},
            "peers": {k: v for k, v in results.items() if v.get("kind") == "peer"}}
-    if not args.no_results:
-        write_results(args.results, doc)
-        log(f"\nresults written to {args.results}")
-    return 0 if ok else 1
+    if budget and budget.version:
+        doc["cpu_budget"] = {
+            "method": "each capturer (ours and the peers alike) runs in a cgroup with a CFS "
+                      "bandwidth quota (quota_us of CPU every period_us), pinned to the "
+                      "capturer CPU as in the unconstrained run; the same zero-drop search",
+            "pct_of_one_core": args.cpu_budget, "quota_us": budget.quota_us,
+            "period_us": budget.period_us, "cgroup": f"v{budget.version}",
+            "ring_kib": args.budget_ring_kib, "xdp_umem_kib": args.budget_umem_kib,
+            "dpdk": "its defaults", "frames_per_trial": budget_frames,
+            "frame_bytes": budget_sizes,
+            "backends": {k: v for k, v in budgeted.items() if v.get("kind") == "ours"},
+            "peers": {k: v for k, v in budgeted.items() if v.get("kind") == "peer"}}
+    if args.budget_only and not args.results:
+        # The daemon's measured figures come from the unconstrained run: not overwritten.
+        log(f"\n--budget-only: results not written (give --results FILE to write them)")
+    elif not args.no_results:
+        path = args.results or DEFAULT_RESULTS
+        write_results(path, doc)
+        log(f"\nresults written to {path}")
+    return 0 if ok and cleaned else 1
 
 
 if __name__ == "__main__":
