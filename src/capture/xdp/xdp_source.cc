@@ -253,8 +253,8 @@ struct XskQueue {
 // The memory of one UMEM: anonymous, aligned to kHugePageSize, asked for in transparent huge
 // pages (MADV_HUGEPAGE: taken where THP is "always" or "madvise", small pages otherwise) and
 // populated before the kernel pins it. With 4 KiB pages each frame read is a TLB miss (a page
-// holds one or two frames), and a miss in a VM is a two-level page walk; with 2 MiB pages a
-// whole UMEM of 512 MiB fits in the TLB. `bytes` is a multiple of kHugePageSize or smaller.
+// holds one or two frames), and a miss in a VM is a two-level page walk; with 2 MiB pages 256
+// TLB entries cover a UMEM of 512 MiB. `bytes` is a multiple of kHugePageSize or smaller.
 Result<MappedRegion> MapUmem(uint64_t bytes) {
   const size_t len = static_cast<size_t>(bytes);
   const size_t span = len + kHugePageSize;
@@ -271,11 +271,9 @@ Result<MappedRegion> MapUmem(uint64_t bytes) {
   void* mem = reinterpret_cast<void*>(aligned);
   MappedRegion region(mem, len);
   ::madvise(mem, len, MADV_HUGEPAGE);  // a hint: EINVAL where the kernel has no THP
-  if (::madvise(mem, len, MADV_POPULATE_WRITE) != 0) {
-    // Before Linux 5.14: touch every page (as MAP_POPULATE would).
-    auto* p = static_cast<volatile uint8_t*>(mem);
-    for (size_t off = 0; off < len; off += 4096) p[off] = 0;
-  }
+  // Best effort too (EINVAL before Linux 5.14): registering the UMEM pins its pages, which
+  // faults in any that are not there yet, and fails there if memory is short.
+  ::madvise(mem, len, MADV_POPULATE_WRITE);
   return region;
 }
 
