@@ -62,7 +62,8 @@ The CPU budget (the budgeted run, after the unconstrained one unless --cpu-budge
   measures the ring, not the capturer (an 8 MiB ring gave tcpdump and af_packet the same 0.19
   Mpps). So every ring reader gets the same 32 MiB kernel ring (ours -B 32768, tcpdump
   -B 32768, netsniff-ng -S 32768KiB: about 210,000 64-byte frames at 160 bytes a slot), xdp a
-  UMEM of 1 GiB (262,144 frames of 4 KiB: one slot a frame whatever its length), dpdk its
+  UMEM of 512 MiB (262,144 frames of 2 KiB at the veth's MTU of 1500: one slot a frame whatever
+  its length), dpdk its
   defaults (its buffering is the vdev's, with at most 4096 rx descriptors). A trial is 2,000,000
   frames (a paced trial at most 10 s of them, and at least 100,000), so what a ring can hide is
   about a tenth of a trial, alike for every ring reader; and 64-byte frames only by default
@@ -136,7 +137,7 @@ DEFAULT_PERIOD_MS = 100.0
 BUDGET_FRAMES, BUDGET_FRAMES_QUICK = 2_000_000, 300_000
 BUDGET_SIZES = [64]
 BUDGET_RING_KIB = 32 * 1024
-BUDGET_UMEM_KIB = 1024 * 1024
+BUDGET_UMEM_KIB = 512 * 1024  # 262,144 frames of 2 KiB (xdp's frame size at MTU 1500)
 BUDGET_TRIAL_S, MIN_CAPPED_FRAMES = 10.0, 100_000  # slow paced trials are cut to ~10 s
 # Left out of the budgeted run unless named in --budget-backends: a busy-polling backend spends
 # whatever CPU it is given on polling, at any rate, so a budget measures its polling loop, not
@@ -467,9 +468,9 @@ def parse_netsniff(text):
 
 def make_tools(binary, backends, peers, ring_kib=None, umem_kib=None):
     """The capturers. With ring_kib, every ring reader gets a kernel ring of that many KiB
-    (ours -B, tcpdump -B, netsniff-ng -S) and xdp a UMEM of umem_kib (one fixed 4 KiB slot a
-    frame, whatever its length); dpdk keeps its defaults (its buffering is the vdev's, with at
-    most 4096 rx descriptors). Without ring_kib, each tool's defaults."""
+    (ours -B, tcpdump -B, netsniff-ng -S) and xdp a UMEM of umem_kib (one fixed 2 KiB slot a
+    frame at MTU 1500, whatever its length); dpdk keeps its defaults (its buffering is the
+    vdev's, with at most 4096 rx descriptors). Without ring_kib, each tool's defaults."""
     tools = []
     for b in backends:
         base, extra = VARIANTS.get(b, (b, []))
@@ -965,7 +966,8 @@ def main():
                     help="kernel ring of every ring reader in the budgeted run (ours -B, tcpdump "
                          "-B, netsniff-ng -S; default %(default)s KiB)")
     ap.add_argument("--budget-umem-kib", type=int, default=BUDGET_UMEM_KIB,
-                    help="xdp's UMEM in the budgeted run (4 KiB a frame; default %(default)s KiB)")
+                    help="xdp's UMEM in the budgeted run (2 KiB a frame at MTU 1500; default "
+                         "%(default)s KiB)")
     ap.add_argument("--results", help=f"where to write the JSON results (default "
                     f"{DEFAULT_RESULTS}; with --budget-only, only when given)")
     ap.add_argument("--no-results", action="store_true", help="write no results file")

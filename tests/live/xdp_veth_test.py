@@ -26,6 +26,9 @@ namespaces are removed afterwards. Checks:
      attached, and a second start and stop on the same interface work the same.
   9. Fallback: on an ifb device (no native XDP) in namespace A the backend takes generic mode by
      itself and says why (`skb/copy (native mode refused: ...)`); nothing stays attached.
+ 10. Frame sizes: at MTU 1500 (2 KiB UMEM frames) the longest frames the MTU allows (1514
+     bytes) are captured whole; at MTU 3000 on both ends (4 KiB frames) so are 3014-byte
+     frames, which a 2 KiB frame could not hold (N_TOTAL frames each time).
 
 Exit 0 pass, 1 fail, 77 skipped (not root, no netns, no tcpreplay/ethtool, xdp unavailable).
 """
@@ -45,7 +48,7 @@ import libpcap_veth_test as veth  # noqa: E402  (frames, namespaces, captures, p
 
 NS_PREFIX = "jcxdp"
 DROP_FRAMES = 6000  # frames sent while the capture is stopped, well over its UMEM
-DROP_BUFFER_KIB = 8192  # 2 queues x 1024 frames
+DROP_BUFFER_KIB = 4096  # 2 queues x 1024 frames of 2 KiB (MTU 1500)
 
 log, check, run = veth.log, veth.check, veth.run
 
@@ -397,6 +400,27 @@ def part_fallback(ns_a, jc):
     run(["ip", "-n", ns_a, "link", "del", "xdpifb"], check_rc=False)
 
 
+def part_frame_sizes(ns_a, ns_b, jc, work):
+    for mtu in (1500, 3000):
+        log(f"-- 10: frames as long as MTU {mtu} allows")
+        for ns, dev in ((ns_a, "va"), (ns_b, "vb")):
+            run(["ip", "-n", ns, "link", "set", dev, "mtu", str(mtu)])
+        size = mtu + 14
+        frames = [("u9999", veth.udp_frame([192, 0, 2, 1], [198, 51, 100, 1], 20000 + i, 9999,
+                                          size, i)) for i in range(veth.N_TOTAL)]
+        path = os.path.join(work, f"mtu{mtu}.pcap")
+        veth.write_pcap(path, frames)
+        cap, rc, got, _ = capture_all(ns_a, ns_b, jc, work, path, frames, f"mtu{mtu}")
+        veth.check_exit(cap, rc, "SIGINT")
+        s = cap.summary()
+        check(sorted(got) == sorted(f for _, f in frames) and s.get("dropped by kernel") == 0,
+              f"mtu {mtu}: all {veth.N_TOTAL} frames of {size} bytes captured whole, none dropped",
+              f"{len(got)} captured ({sorted(set(len(g) for g in got))} bytes), summary {s}")
+        check_clean(ns_a, f"mtu {mtu}: after SIGINT")
+    for ns, dev in ((ns_a, "va"), (ns_b, "vb")):
+        run(["ip", "-n", ns, "link", "set", dev, "mtu", "1500"])
+
+
 def set_two_queues(ns_a, ns_b):
     for ns, dev in ((ns_a, "va"), (ns_b, "vb")):
         run(["ip", "netns", "exec", ns, "ethtool", "-L", dev, "rx", "2", "tx", "2"])
@@ -442,6 +466,7 @@ def main():
         part_flows(ns_a, ns_b, jc, gen)
         part_api(ns_a, ns_b, jc, gen)
         part_fallback(ns_a, jc)
+        part_frame_sizes(ns_a, ns_b, jc, work)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         check(False, "test run", str(e))
     finally:

@@ -5,14 +5,20 @@
 
 namespace jarvis::xdp {
 
-UmemPlan PlanUmem(uint32_t buffer_kib, uint32_t queues) {
+uint32_t FrameSizeForMtu(uint32_t mtu) {
+  if (mtu != 0 && mtu + kLinkOverhead <= kSmallFrameSize - kXdpHeadroom) return kSmallFrameSize;
+  return kLargeFrameSize;
+}
+
+UmemPlan PlanUmem(uint32_t buffer_kib, uint32_t queues, uint32_t frame_size) {
   queues = std::max<uint32_t>(queues, 1);
   uint64_t frames = kDefaultFramesPerQueue;
   if (buffer_kib != 0) {
-    frames = static_cast<uint64_t>(buffer_kib) * 1024 / kFrameSize / queues;
+    frames = static_cast<uint64_t>(buffer_kib) * 1024 / frame_size / queues;
   }
   frames = std::clamp<uint64_t>(frames, kMinFramesPerQueue, kMaxFramesPerQueue);
   UmemPlan p;
+  p.frame_size = frame_size;
   p.frames = static_cast<uint32_t>(std::bit_floor(frames));
   p.fill_size = p.frames;
   p.rx_size = p.frames;

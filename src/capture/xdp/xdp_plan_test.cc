@@ -9,24 +9,45 @@ namespace {
 
 TEST(XdpPlanUmem, DefaultIs32768FramesPerQueue) {
   for (uint32_t queues : {1u, 2u, 8u}) {
-    const UmemPlan p = PlanUmem(0, queues);
+    const UmemPlan p = PlanUmem(0, queues, kSmallFrameSize);
     EXPECT_EQ(p.frames, 32768u);
-    EXPECT_EQ(p.bytes(), 128ull << 20);
+    EXPECT_EQ(p.frame_size, kSmallFrameSize);
+    EXPECT_EQ(p.bytes(), 64ull << 20);
     EXPECT_EQ(p.fill_size, p.frames);
     EXPECT_EQ(p.rx_size, p.frames);
+    EXPECT_EQ(PlanUmem(0, queues, kLargeFrameSize).bytes(), 128ull << 20);
   }
 }
 
 TEST(XdpPlanUmem, BufferIsSplitOverQueuesAndRoundedDownToAPowerOfTwo) {
-  EXPECT_EQ(PlanUmem(256 * 1024, 1).frames, 65536u);  // the API's default 256 MiB
-  EXPECT_EQ(PlanUmem(256 * 1024, 2).frames, 32768u);
-  EXPECT_EQ(PlanUmem(100 * 1024, 1).frames, 16384u);  // 25600 frames -> 16384
-  EXPECT_EQ(PlanUmem(100 * 1024, 0).frames, 16384u);  // 0 queues counts as 1
+  EXPECT_EQ(PlanUmem(256 * 1024, 1, kLargeFrameSize).frames, 65536u);  // the API's 256 MiB
+  EXPECT_EQ(PlanUmem(256 * 1024, 2, kLargeFrameSize).frames, 32768u);
+  EXPECT_EQ(PlanUmem(100 * 1024, 1, kLargeFrameSize).frames, 16384u);  // 25600 -> 16384
+  EXPECT_EQ(PlanUmem(100 * 1024, 0, kLargeFrameSize).frames, 16384u);  // 0 queues counts as 1
+}
+
+TEST(XdpPlanUmem, TheBufferIsBytesSoHalfSizeFramesAreTwiceAsMany) {
+  EXPECT_EQ(PlanUmem(256 * 1024, 1, kSmallFrameSize).frames, 131072u);
+  EXPECT_EQ(PlanUmem(256 * 1024, 1, kSmallFrameSize).bytes(), 256ull << 20);
+  // The budgeted benchmark's UMEM: 262144 frames of 2 KiB in 512 MiB.
+  EXPECT_EQ(PlanUmem(512 * 1024, 1, kSmallFrameSize).frames, 262144u);
 }
 
 TEST(XdpPlanUmem, Clamped) {
-  EXPECT_EQ(PlanUmem(64, 1).frames, kMinFramesPerQueue);
-  EXPECT_EQ(PlanUmem(2048u * 1024 * 4, 1).frames, kMaxFramesPerQueue);
+  EXPECT_EQ(PlanUmem(64, 1, kSmallFrameSize).frames, kMinFramesPerQueue);
+  EXPECT_EQ(PlanUmem(2048u * 1024 * 4, 1, kLargeFrameSize).frames, kMaxFramesPerQueue);
+  EXPECT_EQ(PlanUmem(2048u * 1024 * 4, 1, kSmallFrameSize).bytes(), 512ull << 20);
+}
+
+TEST(XdpFrameSize, HalfPageFramesWhereTheMtuFitsAfterTheHeadroom) {
+  EXPECT_EQ(FrameSizeForMtu(1500), kSmallFrameSize);
+  EXPECT_EQ(FrameSizeForMtu(576), kSmallFrameSize);
+  // 1770 + 14 + 8 = 1792 = 2048 - 256: the largest MTU a 2 KiB frame holds with two VLAN tags.
+  EXPECT_EQ(FrameSizeForMtu(1770), kSmallFrameSize);
+  EXPECT_EQ(FrameSizeForMtu(1771), kLargeFrameSize);
+  EXPECT_EQ(FrameSizeForMtu(9000), kLargeFrameSize);  // jumbo: still dropped above 3840 bytes
+  EXPECT_EQ(FrameSizeForMtu(0), kLargeFrameSize);     // unknown MTU: the larger frame
+  EXPECT_EQ(kSmallFrameSize - kXdpHeadroom - kLinkOverhead, 1770u);
 }
 
 TEST(XdpMode, Names) {

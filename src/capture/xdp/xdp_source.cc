@@ -45,10 +45,16 @@ namespace {
 
 using xdp::AttachMode;
 using xdp::FrameRef;
-using xdp::kFrameSize;
 
 constexpr uint32_t kMaxQueues = kMaxRxQueues;  // RxQueueCount never reports more
-constexpr uint64_t kFrameMask = ~static_cast<uint64_t>(kFrameSize - 1);
+// The UMEM is mapped on a boundary of this (a transparent huge page on x86-64), so that it can
+// be made of huge pages: see MapUmem.
+constexpr size_t kHugePageSize = size_t{2} << 20;
+// Gather touches each frame's metadata and its first bytes (which the writer reads next) this
+// many descriptors ahead of the one it handles, so that the cache misses of a run of frames
+// overlap instead of coming one after another. The kernel wrote those lines on another CPU,
+// usually long enough ago under load that they are out of every cache.
+constexpr uint32_t kPrefetchAhead = 16;
 // An AF_XDP socket wakes its poller for every packet the kernel puts in the RX ring. When
 // wakeups come less than this apart, Receive waits this long after one for more frames to gather
 // (a wakeup and a poll() for a burst instead of for every few frames), as a TPACKET_V3 block
@@ -218,6 +224,7 @@ Result<std::string> RemoveStaleProgram(const std::string& iface, uint32_t ifinde
 struct XskQueue {
   uint32_t queue_id = 0;
   uint32_t frames = 0;
+  uint64_t frame_mask = 0;  // addr & frame_mask: the start of the frame holding addr
   MappedRegion area;
   xsk_umem* umem = nullptr;
   xsk_socket* xsk = nullptr;
@@ -243,6 +250,50 @@ struct XskQueue {
   }
 };
 
+// The memory of one UMEM: anonymous, aligned to kHugePageSize, asked for in transparent huge
+// pages (MADV_HUGEPAGE: taken where THP is "always" or "madvise", small pages otherwise) and
+// populated before the kernel pins it. With 4 KiB pages each frame read is a TLB miss (a page
+// holds one or two frames), and a miss in a VM is a two-level page walk; with 2 MiB pages 256
+// TLB entries cover a UMEM of 512 MiB. `bytes` is a multiple of kHugePageSize or smaller.
+Result<MappedRegion> MapUmem(uint64_t bytes) {
+  const size_t len = static_cast<size_t>(bytes);
+  const size_t span = len + kHugePageSize;
+  void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    return ErrnoError(errno, "mapping a UMEM of " + std::to_string(bytes >> 20) + " MiB");
+  }
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePageSize - 1) & ~(uintptr_t{kHugePageSize} - 1);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (const size_t tail = start + span - (aligned + len); tail > 0) {
+    ::munmap(reinterpret_cast<void*>(aligned + len), tail);
+  }
+  void* mem = reinterpret_cast<void*>(aligned);
+  MappedRegion region(mem, len);
+  ::madvise(mem, len, MADV_HUGEPAGE);  // a hint: EINVAL where the kernel has no THP
+  // Best effort too (EINVAL before Linux 5.14): registering the UMEM pins its pages, which
+  // faults in any that are not there yet, and fails there if memory is short.
+  ::madvise(mem, len, MADV_POPULATE_WRITE);
+  return region;
+}
+
+// Starts loading what Gather and the writer read of a frame: the metadata in front of the packet
+// (written, too: its magic is cleared) and the packet's first bytes.
+inline void PrefetchFrame(const uint8_t* data) {
+  __builtin_prefetch(data - sizeof(jarvis_xdp_meta), 1);
+  __builtin_prefetch(data, 0);
+}
+
+// The MTU of `iface`, or 0 when it cannot be read.
+uint32_t InterfaceMtu(const std::string& iface) {
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return 0;
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, iface.data(), std::min(iface.size(), sizeof ifr.ifr_name - 1));
+  if (::ioctl(fd.get(), SIOCGIFMTU, &ifr) != 0 || ifr.ifr_mtu <= 0) return 0;
+  return static_cast<uint32_t>(ifr.ifr_mtu);
+}
+
 // Gives `n` frames to the kernel. Never short: the fill ring holds every frame of the UMEM.
 bool Refill(XskQueue& q, const uint64_t* frames, uint32_t n) {
   if (n == 0) return true;
@@ -259,12 +310,11 @@ Result<std::unique_ptr<XskQueue>> OpenQueue(const std::string& iface, uint32_t q
   auto q = std::make_unique<XskQueue>();
   q->queue_id = queue_id;
   q->frames = plan.frames;
-  void* mem = ::mmap(nullptr, plan.bytes(), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (mem == MAP_FAILED) {
-    return ErrnoError(errno, "mapping a UMEM of " + std::to_string(plan.bytes() >> 20) + " MiB");
-  }
-  q->area = MappedRegion(mem, plan.bytes());
+  q->frame_mask = ~static_cast<uint64_t>(plan.frame_size - 1);
+  auto area = MapUmem(plan.bytes());
+  if (!area) return std::unexpected(area.error());
+  q->area = std::move(*area);
+  void* mem = q->area.get();
 
   std::vector<uint16_t> attempts;
   if (try_zero_copy) attempts.push_back(XDP_ZEROCOPY);
@@ -274,7 +324,7 @@ Result<std::unique_ptr<XskQueue>> OpenQueue(const std::string& iface, uint32_t q
     xsk_umem_config ucfg{};
     ucfg.fill_size = plan.fill_size;
     ucfg.comp_size = plan.comp_size;
-    ucfg.frame_size = kFrameSize;
+    ucfg.frame_size = plan.frame_size;
     ucfg.frame_headroom = 0;
     ucfg.flags = 0;
     t_lib_log.clear();
@@ -317,7 +367,7 @@ Result<std::unique_ptr<XskQueue>> OpenQueue(const std::string& iface, uint32_t q
     q->zero_copy = (opts.flags & XDP_OPTIONS_ZEROCOPY) != 0;
   }
   std::vector<uint64_t> all(plan.frames);
-  for (uint32_t i = 0; i < plan.frames; ++i) all[i] = static_cast<uint64_t>(i) * kFrameSize;
+  for (uint32_t i = 0; i < plan.frames; ++i) all[i] = static_cast<uint64_t>(i) * plan.frame_size;
   if (!Refill(*q, all.data(), plan.frames)) {
     return MakeError(ErrorCode::kInternal, "the fill ring is smaller than the UMEM");
   }
@@ -472,7 +522,8 @@ class XdpSource final : public CaptureSource {
       return st;
     }
 
-    const xdp::UmemPlan plan = xdp::PlanUmem(o.buffer_size_kib, queues);
+    const xdp::UmemPlan plan =
+        xdp::PlanUmem(o.buffer_size_kib, queues, xdp::FrameSizeForMtu(InterfaceMtu(iface_)));
     const int map_fd = bpf_map__fd(map);
     // Zero-copy is a driver feature of native mode; in generic mode every packet is copied.
     bool try_zero_copy = attachment_.mode() == AttachMode::kNative;
@@ -629,9 +680,16 @@ class XdpSource final : public CaptureSource {
       if (got == 0) continue;
       uint32_t nrejected = 0;
       const uint32_t run_start = count;
+      uint8_t* const base = q.base();
+      for (uint32_t i = 0; i < std::min(got, kPrefetchAhead); ++i) {
+        PrefetchFrame(base + xsk_ring_cons__rx_desc(&q.rx, idx + i)->addr);
+      }
       for (uint32_t i = 0; i < got; ++i) {
+        if (i + kPrefetchAhead < got) {
+          PrefetchFrame(base + xsk_ring_cons__rx_desc(&q.rx, idx + i + kPrefetchAhead)->addr);
+        }
         const xdp_desc* d = xsk_ring_cons__rx_desc(&q.rx, idx + i);
-        const uint64_t frame = d->addr & kFrameMask;
+        const uint64_t frame = d->addr & q.frame_mask;
         uint8_t* data = q.base() + d->addr;
         const uint32_t len = d->len;
         TimestampNs ts = now;

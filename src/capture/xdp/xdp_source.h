@@ -1,8 +1,9 @@
 // The `xdp` backend: AF_XDP sockets (libxdp's xsk API) fed by the project's XDP program
 // (xdp_redirect.bpf.c, loaded with libbpf).
 //
-// One socket per RX queue of the interface, each with its own UMEM (4096-byte frames, 32768
-// per queue by default, sized from buffer_size otherwise), fill and RX rings; one
+// One socket per RX queue of the interface, each with its own UMEM (2048-byte frames where the
+// MTU fits in one, else 4096; 32768 per queue by default, sized from buffer_size otherwise; in
+// transparent huge pages where the kernel has them), fill and RX rings; one
 // CaptureSource polls them all, so a packet on any queue is captured. Packets are handed out as
 // views into the UMEM; their frames go back to the fill ring when the batch is reset (a
 // Lease), so nothing is copied in user space.
