@@ -28,6 +28,7 @@ namespace {
 constexpr uint32_t kBlockBytes = 1 << 20;  // 1 MiB blocks: a few hundred packets each
 constexpr uint32_t kFrameBytes = 2048;     // TPACKET_V3 ignores it, but it must divide blocks
 constexpr uint32_t kBlockTimeoutMs = 10;   // a partly filled block is handed over after this
+constexpr uint32_t kPrefetchBytes = 1024;  // how far ahead of the packet being read lines are fetched
 constexpr uint32_t kDefaultBufferKib = 64 * 1024;
 
 bool HasNetRaw() {
@@ -74,10 +75,17 @@ class AfPacketSource final : public CaptureSource {
       const tpacket_block_desc* bd = Block(current_);
       left_in_block_ = bd->hdr.bh1.num_pkts;
       next_pkt_ = reinterpret_cast<const uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt;
+      block_end_ = reinterpret_cast<const uint8_t*>(bd) + bd->hdr.bh1.blk_len;
+      prefetched_ = next_pkt_;
     }
 
     uint64_t bytes = 0, wire = 0;
     while (left_in_block_ > 0 && !batch.full()) {
+      // The kernel wrote the block from another CPU, so every line of it is a cache miss, and
+      // each header's address comes from the one before it. Asking for the lines a fixed
+      // distance ahead lets those misses overlap instead of following one another.
+      const uint8_t* const want = std::min(next_pkt_ + kPrefetchBytes, block_end_);
+      for (; prefetched_ < want; prefetched_ += 64) __builtin_prefetch(prefetched_);
       auto* h = const_cast<tpacket3_hdr*>(reinterpret_cast<const tpacket3_hdr*>(next_pkt_));
       uint8_t* data = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
       uint32_t caplen = h->tp_snaplen;
@@ -185,6 +193,8 @@ class AfPacketSource final : public CaptureSource {
   bool in_block_ = false;
   uint32_t left_in_block_ = 0;
   const uint8_t* next_pkt_ = nullptr;
+  const uint8_t* block_end_ = nullptr;   // end of the current block's packets
+  const uint8_t* prefetched_ = nullptr;  // lines before this one have been prefetched
 
   std::atomic<uint64_t> packets_{0}, bytes_{0}, wire_bytes_{0};
   std::mutex stats_mu_;
