@@ -48,6 +48,9 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
 
 namespace {
 
+// How long a capture stopped by a signal goes on receiving what the kernel already holds.
+constexpr std::chrono::milliseconds kDrainLimit{2000};
+
 std::string Join(const std::vector<std::string>& words) {
   std::string out;
   for (const std::string& w : words) {
@@ -151,13 +154,9 @@ int RunCapture(const CaptureArgs& a) {
   uint64_t taken = 0;
   std::optional<Error> failure;
   bool at_end = false;
-  while (!StopRequested()) {
-    auto n = src.Receive(batch, std::chrono::milliseconds(200));
-    if (!n) {
-      at_end = n.error().code() == ErrorCode::kEndOfStream;
-      if (!at_end) failure = n.error();
-      break;
-    }
+  // Writes and prints the batch's packets; false when capture should end (the count is
+  // reached, or writing failed).
+  auto take = [&] {
     for (const PacketView& pkt : batch.packets()) {
       if (a.count != 0 && taken == a.count) break;
       ++taken;
@@ -172,8 +171,31 @@ int RunCapture(const CaptureArgs& a) {
         if (print_lines) std::puts(FormatPacketLine(pkt, meta, r).c_str());
       }
     }
-    if (failure || (a.count != 0 && taken == a.count)) break;
+    return !failure && (a.count == 0 || taken < a.count);
+  };
+  bool more = true;
+  while (!StopRequested()) {
+    auto n = src.Receive(batch, std::chrono::milliseconds(200));
+    if (!n) {
+      at_end = n.error().code() == ErrorCode::kEndOfStream;
+      if (!at_end) failure = n.error();
+      break;
+    }
+    if (!(more = take())) break;
   }
+  // Stopped by a signal: what the kernel already holds was received, so it is written too (as
+  // the daemon's graceful stop does), until the source comes back empty twice in a row (the
+  // first empty return may be the stop's own wake-up) or kDrainLimit has passed.
+  if (StopRequested() && more && !from_file && !failure && !at_end) {
+    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
+    for (int empty = 0; empty < 2 && std::chrono::steady_clock::now() < deadline;) {
+      auto n = src.Receive(batch, std::chrono::milliseconds(50));
+      if (!n) break;
+      empty = *n == 0 ? empty + 1 : 0;
+      if (!take()) break;
+    }
+  }
+  batch.Reset();  // ring memory goes back before the statistics are read
   StopOnSignals(nullptr);
 
   if (writer) {

@@ -15,6 +15,7 @@ Round 1: two concurrent captures on va, one with the filter `udp port 9999`, one
 Round 2: `-c 10` (must exit by itself), `--immediate` (stopped by SIGINT) and `-s 96` (cap_len
   <= 96, frame.len the original length).
 Round 3: SIGTERM as soon as "listening on" appears: still a clean exit and a valid file.
+Round 4: SIGTERM while every frame sent still waits in the kernel: all of them are written.
 
 Exit 0 pass, 1 fail, 77 skipped (not root, no netns support, no tcpreplay or tshark).
 """
@@ -577,6 +578,34 @@ def round_early_signal(jc, ns_a, work, tries=20):
 BACKEND_ARGS = []
 
 
+def round_stop_with_backlog(jc, ns_a, ns_b, work, frames, gen):
+    """A stop that finds packets waiting in the kernel still writes them: the capture is
+    paused (SIGSTOP) while every frame is sent, then SIGTERM is queued and it resumes, so the
+    stop is seen with the whole send unread (a batch at most was read before it)."""
+    log("-- round 4: SIGTERM with every frame still waiting in the kernel")
+    path = os.path.join(work, "backlog.pcapng")
+    # 64 MiB: TPACKET_V3 hands a block over 10 ms after its first packet, so at this send rate
+    # each 1 MiB block holds a few dozen packets, and 8 MiB would fill before the send ends.
+    c = Capture("backlog", ns_a, jc, ["-q", "-B", "65536", "-w", path])
+    try:
+        c.wait_listening()
+        time.sleep(0.3)
+        c.proc.send_signal(signal.SIGSTOP)
+        send(ns_b, gen)
+        time.sleep(0.3)
+        c.proc.send_signal(signal.SIGTERM)
+        c.proc.send_signal(signal.SIGCONT)
+        rc = c.finish()
+    finally:
+        c.kill()
+    if check_exit(c, rc, "SIGTERM after SIGSTOP"):
+        s = c.summary()
+        log(f"   summary {s}")
+        check(s.get("captured") == N_TOTAL and s.get("dropped by kernel") == 0,
+              f"backlog: all {N_TOTAL} waiting packets captured at the stop", f"summary {s}")
+        check_file_frames(c, path, [f for _, f in frames])
+
+
 def main():
     global BACKEND_ARGS
     if len(sys.argv) not in (2, 4) or (len(sys.argv) == 4 and sys.argv[2] != "--backend"):
@@ -620,6 +649,7 @@ def main():
             round_filter(jc, ns_a, ns_b, work, frames, gen)
             round_options(jc, ns_a, ns_b, work, frames, gen)
             round_early_signal(jc, ns_a, work)
+            round_stop_with_backlog(jc, ns_a, ns_b, work, frames, gen)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         check(False, "test run", str(e))
     finally:
