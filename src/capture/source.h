@@ -117,6 +117,25 @@ struct BackendInfo {
 std::span<const BackendInfo> Backends();
 const BackendInfo* FindBackend(std::string_view name);
 
+// How long a graceful stop goes on receiving what the kernel already holds.
+inline constexpr std::chrono::milliseconds kDrainAfterStopLimit{2000};
+
+// After a stop was asked for, receives what `source` already holds (a graceful stop: packets
+// the kernel took in are not left behind), handing each batch to `take`, which returns false to
+// end early. Ends when Receive() comes back empty twice in a row (the first empty return may be
+// the stop's own Interrupt() wake-up, left pending when it came while Receive() was not
+// waiting), fails, or kDrainAfterStopLimit has passed. Thread safety: the thread that calls Receive().
+template <typename Take>
+void DrainAfterStop(CaptureSource& source, PacketBatch& batch, Take&& take) {
+  const auto deadline = std::chrono::steady_clock::now() + kDrainAfterStopLimit;
+  for (int empty = 0; empty < 2 && std::chrono::steady_clock::now() < deadline;) {
+    auto n = source.Receive(batch, std::chrono::milliseconds(50));
+    if (!n) return;
+    empty = *n == 0 ? empty + 1 : 0;
+    if (!take()) return;
+  }
+}
+
 // Opens `options.target` with the named backend. Errors name the backend and target.
 Result<std::unique_ptr<CaptureSource>> OpenSource(std::string_view backend,
                                                   const SourceOptions& options);

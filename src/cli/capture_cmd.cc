@@ -48,9 +48,6 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
 
 namespace {
 
-// How long a capture stopped by a signal goes on receiving what the kernel already holds.
-constexpr std::chrono::milliseconds kDrainLimit{2000};
-
 std::string Join(const std::vector<std::string>& words) {
   std::string out;
   for (const std::string& w : words) {
@@ -183,17 +180,10 @@ int RunCapture(const CaptureArgs& a) {
     }
     if (!(more = take())) break;
   }
-  // Stopped by a signal: what the kernel already holds was received, so it is written too (as
-  // the daemon's graceful stop does), until the source comes back empty twice in a row (the
-  // first empty return may be the stop's own wake-up) or kDrainLimit has passed.
+  // Stopped by a signal: what the kernel already holds was received, so it is written too, as
+  // the daemon's graceful stop does.
   if (StopRequested() && more && !from_file && !failure && !at_end) {
-    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
-    for (int empty = 0; empty < 2 && std::chrono::steady_clock::now() < deadline;) {
-      auto n = src.Receive(batch, std::chrono::milliseconds(50));
-      if (!n) break;
-      empty = *n == 0 ? empty + 1 : 0;
-      if (!take()) break;
-    }
+    DrainAfterStop(src, batch, take);
   }
   batch.Reset();  // ring memory goes back before the statistics are read
   StopOnSignals(nullptr);

@@ -341,13 +341,11 @@ void Engine::Run(Session& s, Member& m, size_t index) {
     if (index == 0) Sample(s, false);
   }
   if (failure.empty() && s.graceful.load()) {
-    // Drain what the kernel already holds: receive until it comes back empty.
-    const Clock::time_point deadline = Clock::now() + kDrainLimit;
-    while (Clock::now() < deadline) {
-      auto n = m.source->Receive(batch, std::chrono::milliseconds(50));
-      if (!n || *n == 0) break;
-      process(*n);
-    }
+    // Drain what the kernel already holds.
+    DrainAfterStop(*m.source, batch, [&] {
+      if (!batch.empty()) process(batch.size());
+      return true;
+    });
   }
   batch.Reset();  // hand ring memory back before the source goes
   take_export();  // an exporter enabled just before the stop gets the last records

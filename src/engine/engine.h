@@ -128,9 +128,10 @@ class Engine {
   // kInvalidArgument (e.g. a filter libpcap rejects) from the source.
   Result<std::string> Start(const CaptureRequest& request);
 
-  // Stops the session. Graceful: first drains what the kernel still holds (until a receive
-  // comes back empty, at most kDrainLimit), then ends every flow and, when the session exports,
-  // waits until the exporter has sent every record (at most kExportStopLimit). Not graceful:
+  // Stops the session. Graceful: first drains what the kernel still holds (DrainAfterStop in
+  // capture/source.h: until receives come back empty twice, at most 2 s), then ends every
+  // flow and, when the session exports, waits until the exporter has sent every record (at
+  // most kExportStopLimit). Not graceful:
   // flows still end into the exporter, but what it has not sent is dropped and counted.
   // Returns the final totals.
   // kFailedPrecondition when no session runs.
@@ -165,7 +166,6 @@ class Engine {
   Result<EngineMetrics> GetMetrics() const;
 
   static constexpr std::chrono::milliseconds kTick{100};
-  static constexpr std::chrono::milliseconds kDrainLimit{2000};
   static constexpr std::chrono::milliseconds kExportStopLimit{5000};
 
  private:
