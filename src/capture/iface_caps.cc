@@ -341,6 +341,12 @@ Result<XdpAttachment> AttachedXdp(uint32_t ifindex) {
   return XdpAttachment{.prog_id = link.xdp_prog_id, .mode = AttachedModeName(link.xdp_attached)};
 }
 
+Result<uint32_t> LinkMtu(uint32_t ifindex) {
+  LinkInfo link;
+  if (int rc = QueryLink(ifindex, &link); rc != 0) return ErrnoError(rc, "RTM_GETLINK");
+  return link.mtu;
+}
+
 std::vector<std::string> XdpFeatureNames(uint64_t features) {
   // The kernel's names (Documentation/netlink/specs/netdev.yaml), in bit order.
   constexpr std::array<std::string_view, 7> kNames = {

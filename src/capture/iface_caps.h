@@ -78,6 +78,9 @@ struct XdpAttachment {
 };
 Result<XdpAttachment> AttachedXdp(uint32_t ifindex);
 
+// The MTU of interface `ifindex` now (rtnetlink IFLA_MTU).
+Result<uint32_t> LinkMtu(uint32_t ifindex);
+
 // ETHTOOL_GET_TS_INFO of `name` alone (what CheckTimestampSource needs at open time).
 TimestampCaps ProbeTimestamps(const std::string& name);
 

@@ -69,4 +69,11 @@ class MappedRegion {
   size_t len_ = 0;
 };
 
+// Zero-filled anonymous memory of `bytes` rounded up to whole 2 MiB pages, aligned to 2 MiB
+// and advised MADV_HUGEPAGE, so that the kernel backs it with transparent huge pages where THP
+// is "always" or "madvise" (small pages otherwise): random access over megabytes then misses
+// the TLB far less. Pages are faulted in on first touch. An invalid region, errno set, when the
+// mapping fails.
+MappedRegion MapHugeAnonymous(size_t bytes);
+
 }  // namespace jarvis

@@ -136,12 +136,9 @@ bool FragMatches(const PacketMeta& m, const uint8_t* src, const uint8_t* dst, ui
 // TLB on every packet with 4 KiB pages; 2 MiB pages (transparent huge pages, asked for with
 // madvise) cut that. Aborts like operator new when memory is exhausted.
 MappedRegion AllocateTableMemory(size_t bytes) {
-  constexpr size_t kHuge = 2 << 20;
-  const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  ::madvise(p, len, MADV_HUGEPAGE);
-  return MappedRegion(p, len);
+  MappedRegion region = MapHugeAnonymous(bytes);
+  if (!region.valid()) throw std::bad_alloc();
+  return region;
 }
 
 }  // namespace

@@ -47,9 +47,6 @@ using xdp::AttachMode;
 using xdp::FrameRef;
 
 constexpr uint32_t kMaxQueues = kMaxRxQueues;  // RxQueueCount never reports more
-// The UMEM is mapped on a boundary of this (a transparent huge page on x86-64), so that it can
-// be made of huge pages: see MapUmem.
-constexpr size_t kHugePageSize = size_t{2} << 20;
 // Gather touches each frame's metadata and its first bytes (which the writer reads next) this
 // many descriptors ahead of the one it handles, so that the cache misses of a run of frames
 // overlap instead of coming one after another. The kernel wrote those lines on another CPU,
@@ -250,30 +247,18 @@ struct XskQueue {
   }
 };
 
-// The memory of one UMEM: anonymous, aligned to kHugePageSize, asked for in transparent huge
-// pages (MADV_HUGEPAGE: taken where THP is "always" or "madvise", small pages otherwise) and
-// populated before the kernel pins it. With 4 KiB pages each frame read is a TLB miss (a page
-// holds one or two frames), and a miss in a VM is a two-level page walk; with 2 MiB pages 256
-// TLB entries cover a UMEM of 512 MiB. `bytes` is a multiple of kHugePageSize or smaller.
+// The memory of one UMEM, in transparent huge pages where the kernel has them
+// (MapHugeAnonymous), populated before the kernel pins it. With 4 KiB pages each frame read is
+// a TLB miss (a page holds one or two frames), and a miss in a VM is a two-level page walk;
+// with 2 MiB pages 256 TLB entries cover a UMEM of 512 MiB.
 Result<MappedRegion> MapUmem(uint64_t bytes) {
-  const size_t len = static_cast<size_t>(bytes);
-  const size_t span = len + kHugePageSize;
-  void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) {
+  MappedRegion region = MapHugeAnonymous(static_cast<size_t>(bytes));
+  if (!region.valid()) {
     return ErrnoError(errno, "mapping a UMEM of " + std::to_string(bytes >> 20) + " MiB");
   }
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kHugePageSize - 1) & ~(uintptr_t{kHugePageSize} - 1);
-  if (aligned > start) ::munmap(raw, aligned - start);
-  if (const size_t tail = start + span - (aligned + len); tail > 0) {
-    ::munmap(reinterpret_cast<void*>(aligned + len), tail);
-  }
-  void* mem = reinterpret_cast<void*>(aligned);
-  MappedRegion region(mem, len);
-  ::madvise(mem, len, MADV_HUGEPAGE);  // a hint: EINVAL where the kernel has no THP
-  // Best effort too (EINVAL before Linux 5.14): registering the UMEM pins its pages, which
-  // faults in any that are not there yet, and fails there if memory is short.
-  ::madvise(mem, len, MADV_POPULATE_WRITE);
+  // Best effort (EINVAL before Linux 5.14): registering the UMEM pins its pages, which faults
+  // in any that are not there yet, and fails there if memory is short.
+  ::madvise(region.get(), region.size(), MADV_POPULATE_WRITE);
   return region;
 }
 
@@ -282,16 +267,6 @@ Result<MappedRegion> MapUmem(uint64_t bytes) {
 inline void PrefetchFrame(const uint8_t* data) {
   __builtin_prefetch(data - sizeof(jarvis_xdp_meta), 1);
   __builtin_prefetch(data, 0);
-}
-
-// The MTU of `iface`, or 0 when it cannot be read.
-uint32_t InterfaceMtu(const std::string& iface) {
-  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd) return 0;
-  ifreq ifr{};
-  std::memcpy(ifr.ifr_name, iface.data(), std::min(iface.size(), sizeof ifr.ifr_name - 1));
-  if (::ioctl(fd.get(), SIOCGIFMTU, &ifr) != 0 || ifr.ifr_mtu <= 0) return 0;
-  return static_cast<uint32_t>(ifr.ifr_mtu);
 }
 
 // Gives `n` frames to the kernel. Never short: the fill ring holds every frame of the UMEM.
@@ -522,8 +497,8 @@ class XdpSource final : public CaptureSource {
       return st;
     }
 
-    const xdp::UmemPlan plan =
-        xdp::PlanUmem(o.buffer_size_kib, queues, xdp::FrameSizeForMtu(InterfaceMtu(iface_)));
+    const uint32_t frame_size = xdp::FrameSizeForMtu(LinkMtu(ifindex_).value_or(0));
+    const xdp::UmemPlan plan = xdp::PlanUmem(o.buffer_size_kib, queues, frame_size);
     const int map_fd = bpf_map__fd(map);
     // Zero-copy is a driver feature of native mode; in generic mode every packet is copied.
     bool try_zero_copy = attachment_.mode() == AttachMode::kNative;
@@ -690,7 +665,7 @@ class XdpSource final : public CaptureSource {
         }
         const xdp_desc* d = xsk_ring_cons__rx_desc(&q.rx, idx + i);
         const uint64_t frame = d->addr & q.frame_mask;
-        uint8_t* data = q.base() + d->addr;
+        uint8_t* data = base + d->addr;
         const uint32_t len = d->len;
         TimestampNs ts = now;
         if (d->addr - frame >= sizeof(jarvis_xdp_meta)) {
