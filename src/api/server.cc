@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <httplib.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +19,7 @@
 #include <mutex>
 #include <optional>
 
+#include "api/http.h"
 #include "api/openapi.h"
 #include "api/prometheus.h"
 #include "api/validation.h"
@@ -40,12 +40,12 @@ constexpr const char* kJson = "application/json";
 constexpr std::array<std::string_view, 5> kContractBackends = {"libpcap", "af_packet", "xdp",
                                                               "dpdk", "pf_ring"};
 
-void SendJson(httplib::Response& res, int status, const Json& body) {
+void SendJson(http::Response& res, int status, const Json& body) {
   res.status = status;
   res.set_content(body.dump(), kJson);
 }
 
-void SendDetail(httplib::Response& res, int status, const std::string& detail) {
+void SendDetail(http::Response& res, int status, const std::string& detail) {
   SendJson(res, status, Json{{"detail", detail}});
 }
 
@@ -66,7 +66,7 @@ int StatusFor(const Error& e) {
   }
 }
 
-std::optional<std::string> QueryParam(const httplib::Request& req, const char* name) {
+std::optional<std::string> QueryParam(const http::Request& req, const char* name) {
   if (!req.has_param(name)) return std::nullopt;
   return req.get_param_value(name);
 }
@@ -147,82 +147,54 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 class ApiServer::Impl {
  public:
-  Impl(Engine& engine, ServerOptions options) : engine_(engine), opt_(std::move(options)) {
-    if (!opt_.tls_cert_file.empty()) {
-      svr_ = std::make_unique<httplib::SSLServer>(opt_.tls_cert_file.c_str(),
-                                                  opt_.tls_key_file.c_str());
-    } else {
-      svr_ = std::make_unique<httplib::Server>();
-    }
-    Routes();
-  }
+  Impl(Engine& engine, ServerOptions options) : engine_(engine), opt_(std::move(options)) {}
 
   Status Bind(int& bound_port) {
-    if (!svr_->is_valid()) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "cannot set up TLS with certificate " + opt_.tls_cert_file + " and key " +
-                           opt_.tls_key_file);
+    http::ServerConfig config;
+    config.tls_cert_file = opt_.tls_cert_file;
+    config.tls_key_file = opt_.tls_key_file;
+    config.max_body_bytes = opt_.max_body_bytes;
+    auto svr = http::CreateServer(config);
+    if (!svr) return std::unexpected(svr.error());
+    svr_ = std::move(*svr);
+    Routes();
+    const int p = svr_->Bind(opt_.host, opt_.port);
+    if (p < 0) {
+      return ErrnoError(errno, "cannot listen on " + opt_.host +
+                                   (opt_.port == 0 ? "" : ":" + std::to_string(opt_.port)));
     }
-    if (opt_.port == 0) {
-      const int p = svr_->bind_to_any_port(opt_.host);
-      if (p < 0) return ErrnoError(errno, "cannot listen on " + opt_.host);
-      bound_port = p;
-    } else {
-      if (!svr_->bind_to_port(opt_.host, opt_.port)) {
-        return ErrnoError(errno, "cannot listen on " + opt_.host + ":" + std::to_string(opt_.port));
-      }
-      bound_port = opt_.port;
-    }
+    bound_port = p;
     return {};
   }
 
-  bool Run() { return svr_->listen_after_bind(); }
-  void Stop() { svr_->stop(); }
+  bool Run() { return svr_ && svr_->Listen(); }
+  void Stop() {
+    if (svr_) svr_->Stop();
+  }
 
  private:
   // Registers a route and remembers its method, so a known path with the wrong method gets 405.
-  void Route(const std::string& method, const std::string& path, httplib::Server::Handler h) {
+  void Route(const std::string& method, const std::string& path, http::Handler h) {
     methods_[path].push_back(method);
-    if (method == "GET") svr_->Get(path, std::move(h));
-    if (method == "POST") svr_->Post(path, std::move(h));
+    svr_->Route(method, path, std::move(h));
   }
 
   void Routes() {
-    // cpp-httplib's default socket options set SO_REUSEPORT, which lets a second daemon bind
-    // the same port and silently take part of the requests. SO_REUSEADDR alone still allows a
-    // restart while old connections linger, and a second bind fails with EADDRINUSE.
-    svr_->set_socket_options([](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    svr_->set_payload_max_length(opt_.max_body_bytes);
-    svr_->set_read_timeout(10, 0);
-    svr_->set_write_timeout(10, 0);
-
-    svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      started_ = std::chrono::steady_clock::now();
-      // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
-      // §6.3), but cpp-httplib 0.11 reads a POST's body until the peer closes: `curl -X POST`
-      // without -d would wait out the read timeout and get 400. Say the body is empty. The
-      // server's Request is not const; routing reads the body only after this handler.
-      if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-        const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
-      }
-      if (opt_.token.empty() || req.path == "/healthz") {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
+    http::Hooks hooks;
+    hooks.pre_routing = [this](const http::Request& req, http::Response& res) {
+      if (opt_.token.empty() || req.path == "/healthz") return false;
       const std::string auth = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
       if (auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
           ConstantTimeEquals(auth.substr(prefix.size()), opt_.token)) {
-        return httplib::Server::HandlerResponse::Unhandled;
+        return false;
       }
       res.set_header("WWW-Authenticate", "Bearer");
       SendDetail(res, 401, "Not authenticated");
-      return httplib::Server::HandlerResponse::Handled;
-    });
+      return true;
+    };
 
-    svr_->set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    hooks.on_error = [this](const http::Request& req, http::Response& res) {
       if (!res.body.empty()) return;  // a handler already wrote its own error
       if (res.status == 404) {
         auto it = methods_.find(req.path);
@@ -242,29 +214,19 @@ class ApiServer::Impl {
         return;
       }
       SendDetail(res, res.status, ReasonPhrase(res.status));
-    });
+    };
 
-    svr_->set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "unknown exception";
-          try {
-            std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what = e.what();
-          } catch (...) {
-          }
-          spdlog::error("handler failed: {}", what);
-          SendDetail(res, 500, "internal error: " + what);
-        });
+    hooks.on_exception = [](const http::Request&, http::Response& res, const std::string& what) {
+      spdlog::error("handler failed: {}", what);
+      SendDetail(res, 500, "internal error: " + what);
+    };
 
-    svr_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - started_)
-                            .count();
+    hooks.on_reply = [this](const http::Request& req, const http::Response& res, double ms) {
       prom_.CountRequest(res.status);
       spdlog::info("http method={} path={} status={} latency_ms={:.2f} remote={} bytes={}",
                    req.method, req.path, res.status, ms, req.remote_addr, res.body.size());
-    });
+    };
+    svr_->SetHooks(std::move(hooks));
 
     const std::string p = kPrefix;
     Route("GET", p + "/backends", [this](const auto& q, auto& r) { Backends(q, r); });
@@ -286,7 +248,7 @@ class ApiServer::Impl {
     });
   }
 
-  void Backends(const httplib::Request& req, httplib::Response& res) {
+  void Backends(const http::Request& req, http::Response& res) {
     // ?interface=IFACE adds the interface's facts and each backend's modes on it; an unknown
     // interface is a 400, as /start answers it.
     std::optional<InterfaceCaps> caps;
@@ -319,7 +281,7 @@ class ApiServer::Impl {
   // The probe of a backends query's interface, or the error reply already sent: 422 for a name
   // no interface can have (as /start validates it), 400 for one that does not exist.
   static std::optional<InterfaceCaps> ProbeInterfaceQuery(const std::string& iface,
-                                                          httplib::Response& res) {
+                                                          http::Response& res) {
     Validator v("query");
     if (iface.empty()) {
       v.Fail("interface", "string_too_short", "String should have at least 1 character", "");
@@ -341,7 +303,7 @@ class ApiServer::Impl {
     return std::move(*caps);
   }
 
-  void Start(const httplib::Request& req, httplib::Response& res) {
+  void Start(const http::Request& req, http::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, false);
     if (v.body_invalid()) return SendJson(res, 422, v.ErrorBody());
@@ -389,7 +351,7 @@ class ApiServer::Impl {
                   {"session_id", *id}});
   }
 
-  void SendStartError(httplib::Response& res, const Error& e) {
+  void SendStartError(http::Response& res, const Error& e) {
     if (e.field() == "timestamp_source" || e.field() == "filter" || e.field() == "workers") {
       Validator v("body");
       v.Fail(e.field() == "filter" ? "filter_expr" : e.field(), "value_error",
@@ -408,7 +370,7 @@ class ApiServer::Impl {
                 {"drop_rate", Round(t.drop_rate_pct(), 6)}};
   }
 
-  void StopCapture(const httplib::Request& req, httplib::Response& res) {
+  void StopCapture(const http::Request& req, http::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, true);
     if (v.body_invalid()) return SendJson(res, 422, v.ErrorBody());
@@ -426,7 +388,7 @@ class ApiServer::Impl {
     SendJson(res, 200, out);
   }
 
-  void StatusRoute(const httplib::Request&, httplib::Response& res) {
+  void StatusRoute(const http::Request&, http::Response& res) {
     const EngineStatus st = engine_.GetStatus();
     const bool running = st.state == SessionState::kRunning;
     const bool have = st.state != SessionState::kIdle;
@@ -468,7 +430,7 @@ class ApiServer::Impl {
     SendJson(res, 200, out);
   }
 
-  void MetricsRoute(const httplib::Request&, httplib::Response& res) {
+  void MetricsRoute(const http::Request&, http::Response& res) {
     auto m = engine_.GetMetrics();
     if (!m) return SendDetail(res, StatusFor(m.error()), m.error().message());
     const CaptureTotals& t = m->totals;
@@ -492,7 +454,7 @@ class ApiServer::Impl {
     SendJson(res, 200, out);
   }
 
-  void Meter(const httplib::Request& req, httplib::Response& res) {
+  void Meter(const http::Request& req, http::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, true);
     if (v.body_invalid()) return SendJson(res, 422, v.ErrorBody());
@@ -512,7 +474,7 @@ class ApiServer::Impl {
                   {"export_interval_sec", m.export_interval_sec}});
   }
 
-  void FlowsRoute(const httplib::Request& req, httplib::Response& res) {
+  void FlowsRoute(const http::Request& req, http::Response& res) {
     Validator v("query");
     FlowQuery q;
     auto limit = v.QueryInt(QueryParam(req, "limit"), "limit", 100, 1, 100000);
@@ -551,7 +513,7 @@ class ApiServer::Impl {
   // NetFlow v5/v9 or IPFIX export of the running session's flows. Order of checks, as FastAPI
   // would: the body (422, every field at once, including a collector that does not resolve and
   // biflow without IPFIX), then the state (409: no capture running, or flow metering off).
-  void Netflow(const httplib::Request& req, httplib::Response& res) {
+  void Netflow(const http::Request& req, http::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, false);
     if (v.body_invalid()) return SendJson(res, 422, v.ErrorBody());
@@ -643,7 +605,7 @@ class ApiServer::Impl {
     return out;
   }
 
-  void Encryption(const httplib::Request& req, httplib::Response& res) {
+  void Encryption(const http::Request& req, http::Response& res) {
     Validator v("body");
     Json body = v.ParseBody(req.body, false);
     if (v.body_invalid()) return SendJson(res, 422, v.ErrorBody());
@@ -703,7 +665,7 @@ class ApiServer::Impl {
     return {};
   }
 
-  void Firmware(const httplib::Request&, httplib::Response& res) {
+  void Firmware(const http::Request&, http::Response& res) {
     SendJson(res, 501,
              Json{{"status", "unavailable"},
                   {"detail",
@@ -711,7 +673,7 @@ class ApiServer::Impl {
                    "artifact is loaded into the kernel or a NIC by the libpcap backend"}});
   }
 
-  void Prometheus(const httplib::Request&, httplib::Response& res) {
+  void Prometheus(const http::Request&, http::Response& res) {
     auto m = engine_.GetMetrics();
     const EngineStatus st = engine_.GetStatus();
     res.set_content(prom_.Render(st, m ? &*m : nullptr), "text/plain; version=0.0.4");
@@ -719,16 +681,13 @@ class ApiServer::Impl {
 
   Engine& engine_;
   ServerOptions opt_;
-  std::unique_ptr<httplib::Server> svr_;
+  std::unique_ptr<http::Server> svr_;
   std::map<std::string, std::vector<std::string>> methods_;
   PrometheusText prom_;
   std::mutex config_mu_;
   Json netflow_;     // guarded by config_mu_
   Json encryption_;  // guarded by config_mu_
-  static thread_local std::chrono::steady_clock::time_point started_;
 };
-
-thread_local std::chrono::steady_clock::time_point ApiServer::Impl::started_;
 
 ApiServer::ApiServer(Engine& engine, ServerOptions options)
     : impl_(std::make_unique<Impl>(engine, std::move(options))) {}

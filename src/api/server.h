@@ -1,5 +1,5 @@
-// The REST API: the fixed contract of DESIGN.md §7 over cpp-httplib, plus /metrics
-// (Prometheus), /openapi.json and /healthz.
+// The REST API: the fixed contract of DESIGN.md §7, plus /metrics (Prometheus),
+// /openapi.json and /healthz, served by the HTTP server plugin (api/http.h: cpp-httplib).
 //
 // Thread safety: handlers run on the server's thread pool and call the Engine, which
 // serialises control operations itself.

@@ -268,6 +268,10 @@ def make_cap_copies(jc, work):
     for path in (capped, plain):
         shutil.copyfile(jc, path)
         os.chmod(path, 0o755)
+    # The daemon's HTTP server is a plugin found beside the binary, as in an installed tree.
+    plugin = os.path.join(work, "jarvis-capture-http.so")
+    shutil.copyfile(os.path.join(os.path.dirname(jc), "jarvis-capture-http.so"), plugin)
+    os.chmod(plugin, 0o755)
     p = run(["setcap", "cap_net_raw,cap_net_admin+ep", capped], check_rc=False)
     if p.returncode != 0:
         skip(f"setcap refused on {work}: {p.stderr.strip()}")

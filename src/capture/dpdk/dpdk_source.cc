@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "capture/iface_caps.h"
+#include "core/companion.h"
 
 namespace jarvis {
 namespace dpdk {
@@ -36,19 +37,8 @@ Result<const PluginApi*> LoadPlugin(const std::string& path) {
 }
 
 std::vector<std::string> PluginCandidates() {
-  std::vector<std::string> out;
-  if (const char* p = std::getenv("JARVIS_DPDK_PLUGIN"); p != nullptr && *p != '\0') {
-    out.emplace_back(p);
-    return out;  // an explicit choice is the only one
-  }
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    out.push_back((exe.parent_path() / kPluginFile).string());
-    out.push_back(
-        (exe.parent_path().parent_path() / "lib" / "jarvis-capture" / kPluginFile).string());
-  }
-  return out;
+  // An explicit choice is the only one.
+  return CompanionCandidates(ExecutablePath(), kPluginFile, secure_getenv("JARVIS_DPDK_PLUGIN"));
 }
 
 }  // namespace dpdk

@@ -4,8 +4,8 @@
 // DPDK lives in a plugin, `jarvis-capture-dpdk.so`, that is loaded with dlopen() the first time
 // the backend is opened or probed; the main binary has no DPDK dependency, so unrelated
 // commands neither load DPDK's libraries nor run their constructors (see docs/BACKENDS.md for
-// the measurements). The plugin is found through JARVIS_DPDK_PLUGIN (a path), else beside
-// the executable, else in ../lib/jarvis-capture/ from it.
+// the measurements). The plugin is found through JARVIS_DPDK_PLUGIN (a path; ignored by a
+// binary with file capabilities), else beside the executable, else in ../lib/jarvis-capture/.
 //
 // The capture target is a DPDK port name or PCI address, a vdev named in the DPDK arguments, or
 // a kernel interface, on which the backend creates a vdev (net_af_xdp where AF_XDP works, else

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "core/companion.h"
+
 namespace jarvis::xdp {
 
 uint32_t FrameSizeForMtu(uint32_t mtu) {
@@ -79,14 +81,7 @@ XskCounters& XskCounters::operator+=(const XskCounters& o) {
 uint64_t DroppedPackets(const XskCounters& c) { return c.rx_dropped + c.rx_ring_full; }
 
 std::vector<std::string> ObjectCandidates(std::string_view exe_path, const char* env_override) {
-  if (env_override != nullptr && *env_override != '\0') return {env_override};
-  std::vector<std::string> out;
-  const size_t slash = exe_path.rfind('/');
-  if (slash == std::string_view::npos) return out;
-  const std::string dir(exe_path.substr(0, slash));
-  out.push_back(dir + "/" + std::string(kObjectFile));
-  out.push_back(dir + "/../lib/jarvis-capture/" + std::string(kObjectFile));
-  return out;
+  return CompanionCandidates(exe_path, kObjectFile, env_override);
 }
 
 int FrameLedger::Acquire() {

@@ -29,7 +29,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <vector>
@@ -38,6 +37,7 @@
 #include "capture/xdp/xdp_filter.h"
 #include "capture/xdp/xdp_meta.h"
 #include "capture/xdp/xdp_plan.h"
+#include "core/companion.h"
 #include "core/fd.h"
 
 namespace jarvis {
@@ -109,15 +109,10 @@ uint64_t EffectiveCaps() {
   return 0;
 }
 
-std::string ExePath() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : p.string();
-}
-
 // The XDP object to load, or why there is none.
 Result<std::string> FindObject() {
-  const auto candidates = xdp::ObjectCandidates(ExePath(), std::getenv("JARVIS_XDP_OBJECT"));
+  const auto candidates =
+      xdp::ObjectCandidates(ExecutablePath(), secure_getenv("JARVIS_XDP_OBJECT"));
   std::string looked;
   for (const std::string& c : candidates) {
     struct stat st {};

@@ -1,0 +1,26 @@
+#include "core/companion.h"
+
+#include <filesystem>
+#include <system_error>
+
+namespace jarvis {
+
+std::vector<std::string> CompanionCandidates(std::string_view exe_path, std::string_view file,
+                                             const char* env_override) {
+  if (env_override != nullptr && *env_override != '\0') return {env_override};
+  std::vector<std::string> out;
+  const size_t slash = exe_path.rfind('/');
+  if (slash == std::string_view::npos) return out;
+  const std::string dir(exe_path.substr(0, slash));
+  out.push_back(dir + "/" + std::string(file));
+  out.push_back(dir + "/../lib/jarvis-capture/" + std::string(file));
+  return out;
+}
+
+std::string ExecutablePath() {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.string();
+}
+
+}  // namespace jarvis

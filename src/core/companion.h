@@ -1,0 +1,20 @@
+// Files installed with the binary (plugins, the XDP object), and where they are looked for.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jarvis {
+
+// Where companion file `file` of the binary at `exe_path` is looked for, in order:
+// `env_override` when set and not empty (and only it), the binary's directory, then
+// ../lib/jarvis-capture/ beside it (an installed tree: bin/ and lib/jarvis-capture/).
+// Empty when `exe_path` has no directory and there is no override.
+std::vector<std::string> CompanionCandidates(std::string_view exe_path, std::string_view file,
+                                             const char* env_override);
+
+// The running binary's path (/proc/self/exe), "" when it cannot be read.
+std::string ExecutablePath();
+
+}  // namespace jarvis
