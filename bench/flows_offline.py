@@ -3,8 +3,11 @@
 
 Input: a 2,000,000-packet gen_flows.py file, generated once and cached under build/.
 Every tool reads the same page-cached file (it is re-read with cat before each run, since the
-kernel may reclaim cold page cache between runs). Printed per tool: median wall time over RUNS
-runs, packets per second, peak RSS, flows reported, and our single-worker rate's ratio to it.
+kernel may reclaim cold page cache between runs). The measurement goes in RUNS rounds, each of
+which runs every tool once, in turn, so that host load drifting over minutes (a shared VM)
+touches every tool alike. Printed per tool: median wall time, packets per second, peak RSS,
+flows reported, and our single-worker time's ratio to its time: the median of the rounds'
+ratios, with their range.
 Also printed: the rate of a bare libpcap pcap_next_ex() loop (the floor of any libpcap-based
 tool) and of `cat FILE > /dev/null` from the page cache (the ceiling for anything that must
 look at every byte), with our distance to it.
@@ -47,17 +50,20 @@ def warm(path):
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)
 
 
-def timed(cmd, path, prep=None):
-    """Runs cmd once under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout)."""
+def timed(cmd, path, prep=None, null_out=False):
+    """Runs cmd once under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout).
+    null_out: stdout to /dev/null (for cat), stderr still collected."""
     if prep:
         prep()
     warm(path)
     # Output goes to a file, as a user's would: reading a pipe in this script costs the
     # measured tool time on 2 cores (about 0.04 s per run here), which skews fast runs.
-    with tempfile.NamedTemporaryFile("r") as tf, tempfile.TemporaryFile("w+") as out:
+    with tempfile.NamedTemporaryFile("r") as tf, tempfile.TemporaryFile("w+") as out, \
+            open(os.devnull, "w") as null:
         t0 = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name] + cmd,
-                              stdout=out, stderr=subprocess.STDOUT)
+                              stdout=null if null_out else out,
+                              stderr=out if null_out else subprocess.STDOUT)
         wall = time.perf_counter() - t0
         out.seek(0)
         text = out.read()
@@ -67,21 +73,41 @@ def timed(cmd, path, prep=None):
     return wall, rss, text
 
 
-def measure(name, cmd, path, runs, prep=None, count_flows=None):
-    walls, rss, out = [], 0, ""
-    for _ in range(runs):
-        w, r, out = timed(cmd, path, prep)
-        walls.append(w)
-        rss = max(rss, r)
-    flows = count_flows(out) if count_flows else ""
-    return {"name": name, "wall": statistics.median(walls), "rss": rss, "flows": flows,
-            "walls": walls}
+def tool(name, cmd, prep=None, count_flows=None, runs=None, null_out=False):
+    """One measured command. runs=None: one run per round; a number: that many, first round."""
+    return {"name": name, "cmd": cmd, "prep": prep, "count_flows": count_flows, "runs": runs,
+            "null_out": null_out,
+            "walls": [], "rss": 0, "out": "", "outs": []}
+
+
+def run_rounds(tools, path, rounds):
+    """Runs every tool once per round, in turn, so that each round's figures were taken under
+    the same conditions: on a shared VM the host's load drifts over minutes, and timing one
+    tool's runs after another's would put that drift into their ratio."""
+    for i in range(rounds):
+        for t in tools:
+            if t["runs"] is not None and (i > 0 or len(t["walls"]) >= t["runs"]):
+                continue
+            w, r, out = timed(t["cmd"], path, t["prep"], t["null_out"])
+            t["walls"].append(w)
+            t["rss"] = max(t["rss"], r)
+            t["out"] = out
+            t["outs"].append(out)
+    for t in tools:
+        t["wall"] = statistics.median(t["walls"])
+        t["flows"] = t["count_flows"](t["out"]) if t["count_flows"] else ""
+
+
+def paired(peer, ours):
+    """Per-round ratios peer time / our time: (median, lowest, highest)."""
+    ratios = [p / o for p, o in zip(peer["walls"], ours["walls"])]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5, help="rounds (every tool once per round)")
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--cache", default=os.path.join(ROOT, "build", "bench-cache"))
     ap.add_argument("--skip-pmacct", action="store_true", help="pmacctd takes ~40 s on 2M packets")
@@ -98,16 +124,15 @@ def main():
         ours_cmd = [binary, "flows", "-r", src, "--format", "csv", "--no-progress",
                     "--table-size", str(npkt // 10)]
         count_ours = lambda out: str(sum(1 for l in out.splitlines() if l[:1].isdigit()))
-        results.append(measure("jarvis-capture (1 worker)", ours_cmd, src, args.runs,
-                               count_flows=count_ours))
-        results.append(measure("jarvis-capture --workers 2", ours_cmd + ["--workers", "2"], src,
-                               args.runs, count_flows=count_ours))
+        results.append(tool("jarvis-capture (1 worker)", ours_cmd, count_flows=count_ours))
+        results.append(tool("jarvis-capture --workers 2", ours_cmd + ["--workers", "2"],
+                            count_flows=count_ours))
 
         sf = ["softflowd", "-r", src, "-n", "127.0.0.1:9", "-v", "9", "-m", "2000000", "-d",
               "-p", os.path.join(work, "sf.pid")]
         count_sf = lambda out: next((l.split(":", 1)[1].split()[0] for l in out.splitlines()
                                      if "Flows exported" in l), "?")
-        results.append(measure("softflowd -m 2000000", sf, src, args.runs, count_flows=count_sf))
+        results.append(tool("softflowd -m 2000000", sf, count_flows=count_sf))
 
         nfp_dir = os.path.join(work, "nfp")
         def nfp_prep():
@@ -117,70 +142,47 @@ def main():
             out = subprocess.run(["nfdump", "-R", nfp_dir, "-I"], capture_output=True, text=True)
             return next((l.split(":", 1)[1].strip() for l in out.stdout.splitlines()
                          if l.startswith("Flows:")), "?")
-        results.append(measure("nfpcapd", ["nfpcapd", "-r", src, "-w", nfp_dir], src, args.runs,
-                               prep=nfp_prep, count_flows=count_nfp))
+        results.append(tool("nfpcapd", ["nfpcapd", "-r", src, "-w", nfp_dir], prep=nfp_prep,
+                            count_flows=count_nfp))
+        # The floors and ceilings run in the rounds too, each under /usr/bin/time like the
+        # tools (its fork and exec are in every figure alike).
+        cat_tool = tool("cat FILE > /dev/null", ["cat", src], null_out=True)
+        loop_tool = tool("pcap_next_ex loop", [loop, src])
+        floors = [cat_tool, loop_tool]
 
-        if not args.skip_pmacct:
-            conf = os.path.join(work, "pmacctd.conf")
-            pm_out = os.path.join(work, "pm_out.csv")
-            with open(conf, "w") as f:
-                f.write(f"""daemonize: false
-pcap_savefile_wait: false
-aggregate: src_host, dst_host, src_port, dst_port, proto
-plugins: print
-print_output: csv
-print_output_file: {pm_out}
-print_cache_entries: 65537
-print_refresh_time: 3600
-plugin_pipe_size: 268435456
-plugin_buffer_size: 65536
-print_output_file_append: true
-pcap_savefile_delay: 0
-""")
-            def pm_prep():
-                if os.path.exists(pm_out):
-                    os.unlink(pm_out)
-            def count_pm(_):
-                try:
-                    return str(sum(1 for l in open(pm_out) if l[:1].isdigit()))
-                except OSError:
-                    return "?"
-            results.append(measure("pmacctd", ["pmacctd", "-f", conf, "-I", src, "-u"], src, 1,
-                                   prep=pm_prep, count_flows=count_pm))
+        run_rounds(results + floors, src, args.runs)
+        # The loop times itself (open to close), without its start-up.
+        pcap_loop = statistics.median(float(o.split()[1]) for o in loop_tool["outs"])
+        cat = cat_tool["wall"]
 
-        # Floors and ceilings.
-        loops = []
-        for _ in range(args.runs):
-            warm(src)
-            out = subprocess.run([loop, src], capture_output=True, text=True, check=True).stdout
-            loops.append(float(out.split()[1]))
-        pcap_loop = statistics.median(loops)
-        cats = []
-        for _ in range(args.runs):
-            warm(src)
-            t0 = time.perf_counter()
-            subprocess.run(f"cat '{src}' > /dev/null", shell=True, check=True)
-            cats.append(time.perf_counter() - t0)
-        cat = statistics.median(cats)
-
-        ours = results[0]["wall"]
+        ours = results[0]
         print(f"\ninput: {src}\n       {npkt} packets, {size / 1e9:.2f} GB, page-cached; "
-              f"median of {args.runs} runs (pmacctd: 1); {os.cpu_count()} cores")
+              f"{args.runs} rounds, each running every tool once in turn (pmacctd: first round "
+              f"only); medians; {os.cpu_count()} cores")
         print(f"{'tool':<28} {'wall s':>8} {'Mpps':>7} {'peak RSS':>10} {'flows':>10} "
-              f"{'ours (1 worker) vs it':>22}")
+              f"{'ours (1 worker) vs it, per round: median (range)':>50}")
         for r in results:
-            ratio = r["wall"] / ours
+            if r is ours or len(r["walls"]) != len(ours["walls"]):
+                vs = f"{r['wall'] / ours['wall']:.2f}x" if r is not ours else "1.00x"
+            else:
+                med, lo, hi = paired(r, ours)
+                vs = f"{med:.2f}x ({lo:.2f}-{hi:.2f})"
             print(f"{r['name']:<28} {r['wall']:>8.3f} {npkt / r['wall'] / 1e6:>7.2f} "
-                  f"{r['rss'] / 1024:>8.0f} MB {r['flows']:>10} {ratio:>21.2f}x")
+                  f"{r['rss'] / 1024:>8.0f} MB {r['flows']:>10} {vs:>50}")
         peers = [r for r in results if not r["name"].startswith("jarvis")]
         fastest = min(peers, key=lambda r: r["wall"])
+        med, lo, hi = paired(fastest, ours)
         print(f"\nfastest peer: {fastest['name']} at {npkt / fastest['wall'] / 1e6:.2f} Mpps; "
-              f"ours (one core) is {fastest['wall'] / ours:.2f}x that (target: 5x)")
+              f"ours (one core) is {med:.2f}x that, median of the rounds' ratios "
+              f"(range {lo:.2f}-{hi:.2f}; ratio of the medians {fastest['wall'] / ours['wall']:.2f}x; "
+              f"target: 5x)")
         print(f"bare libpcap pcap_next_ex loop: {npkt / pcap_loop / 1e6:.2f} Mpps "
-              f"({pcap_loop:.3f} s); ours is {pcap_loop / ours:.2f}x it")
+              f"({pcap_loop:.3f} s, timed inside the loop); ours is {pcap_loop / ours['wall']:.2f}x it")
+        med, lo, hi = paired(ours, cat_tool)
         print(f"cat FILE > /dev/null: {size / cat / 1e9:.1f} GB/s = {npkt / cat / 1e6:.1f} Mpps "
-              f"({cat:.3f} s); ours takes {ours / cat:.2f}x as long (target: within 3x)")
-        print(f"peak RSS of ours: {results[0]['rss'] / 1024:.0f} MB")
+              f"({cat:.3f} s); ours takes {med:.2f}x as long (range {lo:.2f}-{hi:.2f}; "
+              f"target: within 3x)")
+        print(f"peak RSS of ours: {ours['rss'] / 1024:.0f} MB")
 
         if not args.skip_1m:
             # 1M UDP flows of about 2 packets each over 30 s, metered with a one-hour idle

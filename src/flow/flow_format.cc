@@ -14,7 +14,8 @@ namespace {
 // Formatting runs once per finished flow, millions of times on a large file. A record is
 // written through a plain pointer into room reserved once (kMaxRecordText), not through
 // std::string appends (each checks capacity) or printf-style parsing; addresses and times are
-// written directly rather than through inet_ntop's sprintf and float formatting.
+// written directly rather than through inet_ntop's sprintf and float formatting (the same
+// text: the tests compare with inet_ntop).
 
 // The longest record either format can produce: two 45-character IPv6 addresses (embedded
 // IPv4 form), ten 20-digit counters, three 21-character times, the longest flag set, state and
@@ -38,11 +39,7 @@ char* PutUint(char* p, uint64_t v) {
   return p + s.size();
 }
 
-char* PutAddress(char* p, const uint8_t* a, uint8_t ip_version) {
-  if (ip_version != 4) {
-    char buf[INET6_ADDRSTRLEN];
-    return PutText(p, inet_ntop(AF_INET6, a, buf, sizeof buf));
-  }
+char* PutIpv4(char* p, const uint8_t* a) {
   for (int i = 0; i < 4; ++i) {
     unsigned v = a[i];
     if (v >= 100) {
@@ -56,6 +53,54 @@ char* PutAddress(char* p, const uint8_t* a, uint8_t ip_version) {
     *p++ = '.';
   }
   return p - 1;
+}
+
+char* PutHex16(char* p, unsigned v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  int shift = 12;
+  while (shift > 0 && (v >> shift) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) *p++ = kDigits[(v >> shift) & 0xF];
+  return p;
+}
+
+// The text inet_ntop(AF_INET6) gives, character for character (RFC 5952: lowercase hex without
+// leading zeros, the first longest run of two or more zero groups as "::"; an IPv4-mapped
+// ::ffff:a.b.c.d or IPv4-compatible ::a.b.c.d address with a dotted quad), without its sprintf.
+char* PutIpv6(char* p, const uint8_t* a) {
+  unsigned w[8];
+  for (int i = 0; i < 8; ++i) w[i] = static_cast<unsigned>(a[2 * i]) << 8 | a[2 * i + 1];
+  int run = -1, run_len = 0;
+  for (int i = 0; i < 8;) {
+    if (w[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && w[j] == 0) ++j;
+    if (j - i > run_len) {
+      run = i;
+      run_len = j - i;
+    }
+    i = j;
+  }
+  if (run_len < 2) run = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (run >= 0 && i >= run && i < run + run_len) {
+      if (i == run) *p++ = ':';
+      continue;
+    }
+    if (i != 0) *p++ = ':';
+    if (i == 6 && run == 0 && (run_len == 6 || (run_len == 5 && w[5] == 0xFFFF))) {
+      return PutIpv4(p, a + 12);
+    }
+    p = PutHex16(p, w[i]);
+  }
+  if (run >= 0 && run + run_len == 8) *p++ = ':';
+  return p;
+}
+
+char* PutAddress(char* p, const uint8_t* a, uint8_t ip_version) {
+  return ip_version == 4 ? PutIpv4(p, a) : PutIpv6(p, a);
 }
 
 // Seconds with six decimals from nanoseconds, truncated to the microsecond.

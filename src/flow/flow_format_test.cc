@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -366,6 +368,42 @@ TEST(FlowFormatTest, Ipv4AddressesAreWrittenLikeInetNtop) {
     EXPECT_EQ(Member(*members, "src_ip")->value, addr);
     EXPECT_EQ(Member(*members, "dst_ip")->value, addr);
     EXPECT_EQ(Split(Csv(r), ',')[1], addr);
+  }
+}
+
+TEST(FlowFormatTest, Ipv6AddressesAreWrittenLikeInetNtop) {
+  // Every pattern of zero and non-zero groups (256), each with several values in the non-zero
+  // groups (small, four-digit, 0xffff in group 5 for the IPv4-mapped form, 1 in the last group
+  // for ::1), then random addresses.
+  std::vector<std::array<uint8_t, 16>> cases;
+  const uint16_t fills[] = {0x1, 0xab, 0xffff, 0x1234, 0xf00};
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    for (uint16_t fill : fills) {
+      std::array<uint8_t, 16> a{};
+      for (int g = 0; g < 8; ++g) {
+        if ((mask >> g) & 1) {
+          const uint16_t v = static_cast<uint16_t>(fill + g);
+          a[2 * g] = static_cast<uint8_t>(v >> 8);
+          a[2 * g + 1] = static_cast<uint8_t>(v);
+        }
+      }
+      cases.push_back(a);
+      a[10] = a[11] = 0xFF;  // group 5 = ffff
+      cases.push_back(a);
+    }
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 5000; ++i) {
+    std::array<uint8_t, 16> a{};
+    for (auto& b : a) b = (rng() % 3 == 0) ? 0 : static_cast<uint8_t>(rng());
+    cases.push_back(a);
+  }
+  for (const auto& a : cases) {
+    char want[INET6_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(AF_INET6, a.data(), want, sizeof want), nullptr);
+    FlowRecord r = Ipv6Record();
+    std::memcpy(r.src_addr, a.data(), 16);
+    EXPECT_EQ(Split(Csv(r), ',')[1], want);
   }
 }
 
