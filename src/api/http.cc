@@ -1,6 +1,5 @@
 #include "api/http.h"
 
-#include <dlfcn.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -20,14 +19,10 @@ const std::string* Find(const Pairs& pairs, const std::string& name, bool any_ca
 }
 
 Result<const PluginApi*> Load(const std::string& path) {
-  // Never dlclose()d: the server's threads run the plugin's code until the process ends.
-  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* why = ::dlerror();
-    return MakeError(ErrorCode::kUnavailable,
-                     "cannot load the HTTP server plugin: " + std::string(why ? why : path));
-  }
-  auto get = reinterpret_cast<const PluginApi* (*)()>(::dlsym(h, kPluginSymbol));
+  // The server's threads run the plugin's code until the process ends: it stays loaded.
+  auto entry = OpenPlugin(path, kPluginSymbol, "the HTTP server plugin");
+  if (!entry) return std::unexpected(entry.error());
+  auto get = reinterpret_cast<const PluginApi* (*)()>(*entry);
   const PluginApi* api = get ? get() : nullptr;
   if (api == nullptr || api->abi != kAbi || api->request_size != sizeof(Request) ||
       api->response_size != sizeof(Response) || api->hooks_size != sizeof(Hooks)) {

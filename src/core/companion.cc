@@ -1,5 +1,7 @@
 #include "core/companion.h"
 
+#include <dlfcn.h>
+
 #include <filesystem>
 #include <system_error>
 
@@ -21,6 +23,21 @@ std::string ExecutablePath() {
   std::error_code ec;
   const std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::string() : p.string();
+}
+
+Result<void*> OpenPlugin(const std::string& path, const char* symbol, std::string_view what) {
+  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) {
+    const char* why = ::dlerror();
+    return MakeError(ErrorCode::kUnavailable,
+                     "cannot load " + std::string(what) + ": " + (why ? why : path));
+  }
+  void* entry = ::dlsym(h, symbol);
+  if (entry == nullptr) {
+    return MakeError(ErrorCode::kUnavailable, path + " is not " + std::string(what) + " (no " +
+                                                  symbol + ")");
+  }
+  return entry;
 }
 
 }  // namespace jarvis

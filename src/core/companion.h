@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
+
 namespace jarvis {
 
 // Where companion file `file` of the binary at `exe_path` is looked for, in order:
@@ -16,5 +18,10 @@ std::vector<std::string> CompanionCandidates(std::string_view exe_path, std::str
 
 // The running binary's path (/proc/self/exe), "" when it cannot be read.
 std::string ExecutablePath();
+
+// Loads the plugin at `path` for good (never dlclose()d: its code may run until the process
+// ends) and returns the address of its entry point `symbol`. kUnavailable when it cannot be
+// loaded ("cannot load <what>: <dlerror>") or has no such symbol ("<path> is not <what>").
+Result<void*> OpenPlugin(const std::string& path, const char* symbol, std::string_view what);
 
 }  // namespace jarvis

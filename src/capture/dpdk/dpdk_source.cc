@@ -1,6 +1,5 @@
 #include "capture/dpdk/dpdk_source.h"
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,18 +13,10 @@ namespace jarvis {
 namespace dpdk {
 
 Result<const PluginApi*> LoadPlugin(const std::string& path) {
-  // Never dlclose()d: sources the plugin made may live until the process ends.
-  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* why = ::dlerror();
-    return MakeError(ErrorCode::kUnavailable,
-                     "cannot load the DPDK plugin: " + std::string(why ? why : path));
-  }
-  auto get = reinterpret_cast<const PluginApi* (*)()>(::dlsym(h, kPluginSymbol));
-  if (get == nullptr) {
-    return MakeError(ErrorCode::kUnavailable,
-                     path + " is not a jarvis-capture DPDK plugin (no " + kPluginSymbol + ")");
-  }
+  // Sources the plugin made may live until the process ends: it stays loaded.
+  auto entry = OpenPlugin(path, kPluginSymbol, "the DPDK plugin");
+  if (!entry) return std::unexpected(entry.error());
+  auto get = reinterpret_cast<const PluginApi* (*)()>(*entry);
   const PluginApi* api = get();
   if (api == nullptr || api->abi != kPluginAbi ||
       api->source_options_size != sizeof(SourceOptions) ||

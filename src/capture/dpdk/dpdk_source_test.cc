@@ -28,7 +28,7 @@ TEST(DpdkSourceTest, AMissingPluginIsAClearReason) {
   // A library that is not the plugin.
   auto other = dpdk::LoadPlugin("libc.so.6");
   ASSERT_FALSE(other);
-  EXPECT_NE(other.error().message().find("not a jarvis-capture DPDK plugin"), std::string::npos)
+  EXPECT_NE(other.error().message().find("libc.so.6 is not the DPDK plugin"), std::string::npos)
       << other.error().message();
 }
 
