@@ -144,6 +144,34 @@ def main():
                          if l.startswith("Flows:")), "?")
         results.append(tool("nfpcapd", ["nfpcapd", "-r", src, "-w", nfp_dir], prep=nfp_prep,
                             count_flows=count_nfp))
+        if not args.skip_pmacct:
+            conf = os.path.join(work, "pmacctd.conf")
+            pm_out = os.path.join(work, "pm_out.csv")
+            with open(conf, "w") as f:
+                f.write(f"""daemonize: false
+pcap_savefile_wait: false
+aggregate: src_host, dst_host, src_port, dst_port, proto
+plugins: print
+print_output: csv
+print_output_file: {pm_out}
+print_cache_entries: 65537
+print_refresh_time: 3600
+plugin_pipe_size: 268435456
+plugin_buffer_size: 65536
+print_output_file_append: true
+pcap_savefile_delay: 0
+""")
+            def pm_prep():
+                if os.path.exists(pm_out):
+                    os.unlink(pm_out)
+            def count_pm(_):
+                try:
+                    return str(sum(1 for l in open(pm_out) if l[:1].isdigit()))
+                except OSError:
+                    return "?"
+            results.append(tool("pmacctd", ["pmacctd", "-f", conf, "-I", src, "-u"],
+                                prep=pm_prep, count_flows=count_pm, runs=1))
+
         # The floors and ceilings run in the rounds too, each under /usr/bin/time like the
         # tools (its fork and exec are in every figure alike).
         cat_tool = tool("cat FILE > /dev/null", ["cat", src], null_out=True)
