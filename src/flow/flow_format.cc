@@ -33,11 +33,9 @@ char* PutLit(char* p, const char (&s)[N]) {
   return p + N - 1;
 }
 
-char* PutUint(char* p, uint64_t v) {
-  const fmt::format_int s(v);
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
+// Digits straight into the record (fmt counts them, then writes from the last): no
+// intermediate buffer and no variable-length memcpy call per field.
+char* PutUint(char* p, uint64_t v) { return fmt::format_to(p, FMT_COMPILE("{}"), v); }
 
 char* PutIpv4(char* p, const uint8_t* a) {
   for (int i = 0; i < 4; ++i) {
