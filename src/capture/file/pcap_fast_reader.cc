@@ -18,6 +18,7 @@ constexpr size_t kRecordHeaderBytes = 16;
 // libpcap's MAXIMUM_SNAPLEN: the largest record it accepts for every link type we take here.
 constexpr uint32_t kMaxRecord = 262144;
 constexpr size_t kReadChunk = 512 << 10;  // fits in L2, so parsed headers are still cached
+constexpr size_t kCopyAlign = 64;         // a cache line
 
 inline uint32_t Get32(const uint8_t* p, bool swapped) {
   uint32_t v;
@@ -125,19 +126,30 @@ Result<std::unique_ptr<PcapFastReader>> PcapFastReader::Open(const std::string& 
   r->snapshot_ = h.snapshot;
   if (::lseek(r->fd_.get(), kHeaderBytes, SEEK_SET) < 0) return ErrnoError(errno, path);
   ::posix_fadvise(r->fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  r->cap_ = kReadChunk + kRecordHeaderBytes + kMaxRecord;
-  r->buf_.reset(new uint8_t[r->cap_]);
+  r->cap_ = kReadChunk + kRecordHeaderBytes + kMaxRecord + kCopyAlign;
+  r->buf_.reset(new uint8_t[r->cap_ + kCopyAlign]);
+  // Line-aligned, so that Refill can put each read at the file offset's place in a line.
+  const auto at = reinterpret_cast<uintptr_t>(r->buf_.get());
+  r->data_ = r->buf_.get() + ((kCopyAlign - at % kCopyAlign) % kCopyAlign);
+  r->file_pos_ = kHeaderBytes;
   return r;
 }
 
 Status PcapFastReader::Refill() {
-  if (begin_ != 0) {
-    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
+  // The unparsed tail moves to the front, at the place that puts the next read's first byte at
+  // the same offset within a cache line as its offset in the file. The kernel copies the file
+  // out of the page cache line by line; with the two offsets apart, every store straddles two
+  // lines and the copy, half of `flows -r`'s time, took 8% longer (measured with 512 KiB reads
+  // of a page-cached file: 0.118 s in step, 0.128 s 24 bytes apart).
+  const size_t tail = end_ - begin_;
+  const size_t pad = (file_pos_ - tail) % kCopyAlign;
+  if (begin_ != pad) {
+    std::memmove(data_ + pad, data_ + begin_, tail);
+    begin_ = pad;
+    end_ = pad + tail;
   }
   while (!eof_ && end_ < cap_) {
-    const ssize_t n = ::read(fd_.get(), buf_.get() + end_, cap_ - end_);
+    const ssize_t n = ::read(fd_.get(), data_ + end_, cap_ - end_);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "error reading " + path_);
@@ -147,6 +159,7 @@ Status PcapFastReader::Refill() {
       break;
     }
     end_ += static_cast<size_t>(n);
+    file_pos_ += static_cast<uint64_t>(n);
     if (end_ - begin_ >= kReadChunk) break;
   }
   return {};
@@ -156,8 +169,8 @@ uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
   // Members are copied to locals: the compiler cannot prove the batch does not alias them.
   PacketView* out = batch.free_space();
   const uint32_t room = batch.free_count();
-  const uint8_t* p = buf_.get() + begin_;
-  const uint8_t* const end = buf_.get() + end_;
+  const uint8_t* p = data_ + begin_;
+  const uint8_t* const end = data_ + end_;
   const bool swapped = swapped_;
   const int64_t frac_scale = nanos_ ? 1 : 1000;
   const uint32_t snapshot = snapshot_;
@@ -176,7 +189,7 @@ uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
     p += kRecordHeaderBytes + caplen;
   }
   batch.Commit(n);
-  const size_t used = static_cast<size_t>(p - (buf_.get() + begin_));
+  const size_t used = static_cast<size_t>(p - (data_ + begin_));
   begin_ += used;
   consumed_ += static_cast<off_t>(used);
   return n;
@@ -186,7 +199,7 @@ Result<const PacketView*> PcapFastReader::Peek(bool may_refill) {
   for (;;) {
     const size_t avail = end_ - begin_;
     if (avail >= kRecordHeaderBytes) {
-      const uint8_t* h = buf_.get() + begin_;
+      const uint8_t* h = data_ + begin_;
       const uint32_t caplen = Get32(h + 8, swapped_);
       if (caplen > kMaxRecord) {
         return MakeError(ErrorCode::kCorruptData,

@@ -60,9 +60,11 @@ class PcapFastReader {
   UniqueFd fd_;
   std::string path_;
   std::unique_ptr<uint8_t[]> buf_;
-  size_t cap_ = 0;
-  size_t begin_ = 0;  // first unparsed byte in buf_
-  size_t end_ = 0;    // one past the last byte read into buf_
+  uint8_t* data_ = nullptr;  // buf_ rounded up to a cache line; begin_ and end_ count from it
+  size_t cap_ = 0;    // bytes usable from data_
+  size_t begin_ = 0;  // first unparsed byte
+  size_t end_ = 0;    // one past the last byte read
+  uint64_t file_pos_ = 0;  // file offset of the next read
   bool eof_ = false;  // read() returned 0
   bool at_end_ = false;
   bool swapped_ = false;
