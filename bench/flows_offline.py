@@ -125,6 +125,10 @@ def main():
                     "--table-size", str(npkt // 10)]
         count_ours = lambda out: str(sum(1 for l in out.splitlines() if l[:1].isdigit()))
         results.append(tool("jarvis-capture (1 worker)", ours_cmd, count_flows=count_ours))
+        # Two cores: the reader and decoder on one thread, metering on another (--pipeline), and
+        # the reader with two metering shards (--workers 2: three threads on two cores here).
+        results.append(tool("jarvis-capture --pipeline", ours_cmd + ["--pipeline"],
+                            count_flows=count_ours))
         results.append(tool("jarvis-capture --workers 2", ours_cmd + ["--workers", "2"],
                             count_flows=count_ours))
 
