@@ -47,7 +47,8 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
                   "net_pcap0,rx_pcap=in.pcap\" (default: JARVIS_DPDK_ARGS, else built-in)");
   cmd->add_option("--workers", a.workers,
                   "Flow workers; with more than one, each meters its own shard on its own "
-                  "thread while this one reads and decodes")
+                  "thread while this one reads and decodes (N+1 busy threads: keep N below the "
+                  "number of cores; on two, --pipeline is the faster layout)")
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");
