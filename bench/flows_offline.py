@@ -73,11 +73,11 @@ def timed(cmd, path, prep=None, null_out=False):
     return wall, rss, text
 
 
-def tool(name, cmd, prep=None, count_flows=None, runs=None, null_out=False):
-    """One measured command. runs=None: one run per round; a number: that many, first round."""
-    return {"name": name, "cmd": cmd, "prep": prep, "count_flows": count_flows, "runs": runs,
+def tool(name, cmd, prep=None, count_flows=None, once=False, null_out=False):
+    """One measured command: run once per round, or with once=True in the first round only."""
+    return {"name": name, "cmd": cmd, "prep": prep, "count_flows": count_flows, "once": once,
             "null_out": null_out,
-            "walls": [], "rss": 0, "out": "", "outs": []}
+            "walls": [], "rss": 0, "outs": []}
 
 
 def run_rounds(tools, path, rounds):
@@ -86,16 +86,15 @@ def run_rounds(tools, path, rounds):
     tool's runs after another's would put that drift into their ratio."""
     for i in range(rounds):
         for t in tools:
-            if t["runs"] is not None and (i > 0 or len(t["walls"]) >= t["runs"]):
+            if t["once"] and i > 0:
                 continue
             w, r, out = timed(t["cmd"], path, t["prep"], t["null_out"])
             t["walls"].append(w)
             t["rss"] = max(t["rss"], r)
-            t["out"] = out
             t["outs"].append(out)
     for t in tools:
         t["wall"] = statistics.median(t["walls"])
-        t["flows"] = t["count_flows"](t["out"]) if t["count_flows"] else ""
+        t["flows"] = t["count_flows"](t["outs"][-1]) if t["count_flows"] else ""
 
 
 def paired(peer, ours):
@@ -174,7 +173,7 @@ pcap_savefile_delay: 0
                 except OSError:
                     return "?"
             results.append(tool("pmacctd", ["pmacctd", "-f", conf, "-I", src, "-u"],
-                                prep=pm_prep, count_flows=count_pm, runs=1))
+                                prep=pm_prep, count_flows=count_pm, once=True))
 
         # The floors and ceilings run in the rounds too, each under /usr/bin/time like the
         # tools (its fork and exec are in every figure alike).

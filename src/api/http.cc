@@ -1,7 +1,6 @@
 #include "api/http.h"
 
 #include <strings.h>
-#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -37,10 +36,9 @@ const Result<const PluginApi*>& Plugin() {
   static const Result<const PluginApi*> plugin = []() -> Result<const PluginApi*> {
     const char* env = secure_getenv("JARVIS_HTTP_PLUGIN");
     std::string looked;
-    for (const std::string& path : CompanionCandidates(ExecutablePath(), kPluginFile, env)) {
-      struct stat st {};
-      if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return Load(path);
-      looked += (looked.empty() ? "" : ", ") + path;
+    if (auto path = FirstRegularFile(CompanionCandidates(ExecutablePath(), kPluginFile, env),
+                                     looked)) {
+      return Load(*path);
     }
     const bool chosen = env != nullptr && *env != '\0';
     return MakeError(ErrorCode::kUnavailable,

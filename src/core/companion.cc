@@ -1,6 +1,7 @@
 #include "core/companion.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <system_error>
@@ -17,6 +18,17 @@ std::vector<std::string> CompanionCandidates(std::string_view exe_path, std::str
   out.push_back(dir + "/" + std::string(file));
   out.push_back(dir + "/../lib/jarvis-capture/" + std::string(file));
   return out;
+}
+
+std::optional<std::string> FirstRegularFile(const std::vector<std::string>& candidates,
+                                            std::string& looked) {
+  looked.clear();
+  for (const std::string& c : candidates) {
+    struct stat st {};
+    if (::stat(c.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return c;
+    looked += (looked.empty() ? "" : ", ") + c;
+  }
+  return std::nullopt;
 }
 
 std::string ExecutablePath() {

@@ -1,6 +1,7 @@
 // Files installed with the binary (plugins, the XDP object), and where they are looked for.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,11 @@ namespace jarvis {
 // Empty when `exe_path` has no directory and there is no override.
 std::vector<std::string> CompanionCandidates(std::string_view exe_path, std::string_view file,
                                              const char* env_override);
+
+// The first of `candidates` that is a regular file; nullopt when none is, with every one looked
+// at listed in `looked` ("a, b"), for the caller's message.
+std::optional<std::string> FirstRegularFile(const std::vector<std::string>& candidates,
+                                            std::string& looked);
 
 // The running binary's path (/proc/self/exe), "" when it cannot be read.
 std::string ExecutablePath();

@@ -1,6 +1,5 @@
 #include "flow/flow_format.h"
 
-#include <arpa/inet.h>
 #include <fmt/compile.h>
 #include <fmt/format.h>
 

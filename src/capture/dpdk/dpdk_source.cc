@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <mutex>
 
 #include "capture/iface_caps.h"
@@ -41,12 +40,8 @@ namespace {
 const Result<const dpdk::PluginApi*>& Plugin() {
   static const Result<const dpdk::PluginApi*> plugin = []() -> Result<const dpdk::PluginApi*> {
     std::string tried;
-    for (const std::string& path : dpdk::PluginCandidates()) {
-      if (!std::filesystem::exists(path)) {
-        tried += (tried.empty() ? "" : ", ") + path;
-        continue;
-      }
-      return dpdk::LoadPlugin(path);
+    if (auto path = FirstRegularFile(dpdk::PluginCandidates(), tried)) {
+      return dpdk::LoadPlugin(*path);
     }
     return MakeError(ErrorCode::kUnavailable, std::string("the DPDK plugin ") + dpdk::kPluginFile +
                                                   " is not installed (looked for " + tried + ")");

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <bit>
 
-#include "core/companion.h"
-
 namespace jarvis::xdp {
 
 uint32_t FrameSizeForMtu(uint32_t mtu) {
@@ -79,10 +77,6 @@ XskCounters& XskCounters::operator+=(const XskCounters& o) {
 }
 
 uint64_t DroppedPackets(const XskCounters& c) { return c.rx_dropped + c.rx_ring_full; }
-
-std::vector<std::string> ObjectCandidates(std::string_view exe_path, const char* env_override) {
-  return CompanionCandidates(exe_path, kObjectFile, env_override);
-}
 
 int FrameLedger::Acquire() {
   for (uint32_t i = 0; i < kSlots; ++i) {

@@ -89,10 +89,9 @@ struct XskCounters {
 // driver allocation attempts, not packets. rx_invalid_descs counts descriptors, not packets.
 uint64_t DroppedPackets(const XskCounters& c);
 
-// Where the XDP object is looked for, in order: $JARVIS_XDP_OBJECT when set (and only it; the
-// caller reads it with secure_getenv, so a binary with file capabilities ignores it), the
-// directory of the running binary, then ../lib/jarvis-capture/ beside it (an installed tree).
-std::vector<std::string> ObjectCandidates(std::string_view exe_path, const char* env_override);
+// The XDP object, a companion file of the binary (core/companion.h): looked for through
+// $JARVIS_XDP_OBJECT (read with secure_getenv, so a binary with file capabilities ignores it),
+// else beside the running binary, else in ../lib/jarvis-capture/ (an installed tree).
 constexpr std::string_view kObjectFile = "xdp_redirect.bpf.o";
 
 // Which socket a handed-out frame belongs to and where it starts in that socket's UMEM.

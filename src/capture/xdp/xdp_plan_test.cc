@@ -66,16 +66,6 @@ TEST(XdpDrops, RxDroppedPlusRingFullOnly) {
   EXPECT_EQ(DroppedPackets(a), 5u + 3u + 1u + 2u);
 }
 
-TEST(XdpObject, Candidates) {
-  EXPECT_EQ(ObjectCandidates("/opt/jc/bin/jarvis-capture", nullptr),
-            (std::vector<std::string>{"/opt/jc/bin/xdp_redirect.bpf.o",
-                                      "/opt/jc/bin/../lib/jarvis-capture/xdp_redirect.bpf.o"}));
-  EXPECT_EQ(ObjectCandidates("/opt/jc/bin/jarvis-capture", "/x/prog.o"),
-            (std::vector<std::string>{"/x/prog.o"}));
-  EXPECT_EQ(ObjectCandidates("/opt/jc/bin/jarvis-capture", "").size(), 2u);
-  EXPECT_TRUE(ObjectCandidates("", nullptr).empty());
-}
-
 TEST(XdpLedger, SlotsAreLentAndGivenBack) {
   FrameLedger ledger;
   std::vector<int> slots;

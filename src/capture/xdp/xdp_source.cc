@@ -13,7 +13,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,14 +110,11 @@ uint64_t EffectiveCaps() {
 
 // The XDP object to load, or why there is none.
 Result<std::string> FindObject() {
-  const auto candidates =
-      xdp::ObjectCandidates(ExecutablePath(), secure_getenv("JARVIS_XDP_OBJECT"));
   std::string looked;
-  for (const std::string& c : candidates) {
-    struct stat st {};
-    if (::stat(c.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return c;
-    if (!looked.empty()) looked += ", ";
-    looked += c;
+  if (auto found = FirstRegularFile(CompanionCandidates(ExecutablePath(), xdp::kObjectFile,
+                                                        secure_getenv("JARVIS_XDP_OBJECT")),
+                                    looked)) {
+    return *found;
   }
   return MakeError(ErrorCode::kUnavailable,
                    "the XDP program object " + std::string(xdp::kObjectFile) +
