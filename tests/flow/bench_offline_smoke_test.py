@@ -21,14 +21,9 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
-
-
-def check(ok, what, detail=""):
-    print(f"{'PASS' if ok else 'FAIL'}: {what}" + ("" if ok or not detail else f": {detail}"),
-          flush=True)
-    if not ok:
-        failures.append(what)
+# The PASS/FAIL bookkeeping every scripted test here shares (standard library only).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api"))
+from apitest import check, finish  # noqa: E402
 
 
 def sections(out):
@@ -89,8 +84,7 @@ def main():
         check(not left, "the written copy is removed", str(left))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print("FAILED: " + "; ".join(failures) if failures else "all checks passed")
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":
