@@ -64,7 +64,6 @@ class PcapFastReader {
   size_t cap_ = 0;    // bytes usable from data_
   size_t begin_ = 0;  // first unparsed byte
   size_t end_ = 0;    // one past the last byte read
-  uint64_t file_pos_ = 0;  // file offset of the next read
   bool eof_ = false;  // read() returned 0
   bool at_end_ = false;
   bool swapped_ = false;
