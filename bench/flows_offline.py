@@ -289,9 +289,9 @@ def measure(state, src, args, binary, loop, work, with_pmacct):
 
     ours = results[0]
     print(f"\n== page cache: {state}\ninput: {src}\n       {npkt} packets, {size / 1e9:.2f} GB; "
-          f"page cache before the rounds: {profile}; after: {profile_after}\n       {args.runs} rounds, each running "
-          f"every tool once in turn (pmacctd: first round only); medians; "
-          f"{os.cpu_count()} cores")
+          f"page cache before the rounds: {profile}; after: {profile_after}\n"
+          f"       {args.runs} rounds, each running every tool once in turn (pmacctd: first "
+          f"round only); medians; {os.cpu_count()} cores")
     print(f"{'tool':<28} {'wall s':>8} {'Mpps':>7} {'peak RSS':>10} {'flows':>10} "
           f"{'ours (1 worker) vs it, per round: median (range)':>50}")
     for r in results:

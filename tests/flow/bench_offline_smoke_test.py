@@ -26,6 +26,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from apitest import check, finish  # noqa: E402
 
 
+OURS = ("jarvis-capture (1 worker)", "jarvis-capture --pipeline", "jarvis-capture --workers 2")
+PEERS = ("softflowd -m 2000000", "nfpcapd")
+STATES = {"read from disk", "as written"}
+
+
 def sections(out):
     """{state: text} for each '== page cache: STATE' section."""
     parts = re.split(r"^== page cache: ", out, flags=re.M)[1:]
@@ -51,23 +56,19 @@ def main():
         print(p.stdout, end="")
         check(p.returncode == 0, "benchmark exits 0", p.stderr[-800:])
         secs = sections(p.stdout)
-        check(set(secs) == {"read from disk", "as written"}, "both page-cache states measured",
-              str(sorted(secs)))
+        check(set(secs) == STATES, "both page-cache states measured", str(sorted(secs)))
         counts = {}
         for state, text in secs.items():
-            for tool in ("jarvis-capture (1 worker)", "jarvis-capture --pipeline",
-                         "jarvis-capture --workers 2", "softflowd -m 2000000", "nfpcapd"):
+            for tool in OURS + PEERS:
                 n = flows_of(text, tool)
                 check(n is not None and n.isdigit() and int(n) > 0,
                       f"{state}: a row for {tool} with its flows", str(n))
                 counts[(state, tool)] = n
-            ours = {counts[(state, t)] for t in ("jarvis-capture (1 worker)",
-                                                  "jarvis-capture --pipeline",
-                                                  "jarvis-capture --workers 2")}
+            ours = {counts[(state, t)] for t in OURS}
             check(len(ours) == 1, f"{state}: our three layouts report the same flows", str(ours))
             check("fastest peer:" in text and "cat FILE > /dev/null:" in text,
                   f"{state}: the ratio lines are printed")
-        if len(secs) == 2:
+        if set(secs) == STATES:
             check(counts[("read from disk", "jarvis-capture (1 worker)")] ==
                   counts[("as written", "jarvis-capture (1 worker)")],
                   "the same flows from the file and its written copy")
