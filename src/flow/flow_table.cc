@@ -90,17 +90,24 @@ inline int MakeKey(const PacketMeta& m, uint16_t sport, uint16_t dport, uint64_t
   // The decoder zeroes the unused 12 bytes of IPv4 addresses.
   const uint64_t s0 = Load64(m.src_addr), s1 = Load64(m.src_addr + 8);
   const uint64_t d0 = Load64(m.dst_addr), d1 = Load64(m.dst_addr + 8);
-  // Order endpoints by address (as big-endian numbers), then port.
-  const uint64_t sh = __builtin_bswap64(s0), dh = __builtin_bswap64(d0);
-  const uint64_t sl = __builtin_bswap64(s1), dl = __builtin_bswap64(d1);
-  const bool src_first =
-      sh != dh ? sh < dh : (sl != dl ? sl < dl : sport <= dport);
-  const int side = src_first ? 0 : 1;
-  const uint64_t w0 = src_first ? s0 : d0;
-  const uint64_t w1 = src_first ? s1 : d1;
-  const uint64_t w2 = src_first ? d0 : s0;
-  const uint64_t w3 = src_first ? d1 : s1;
-  const uint64_t pa = src_first ? sport : dport, pb = src_first ? dport : sport;
+  // Endpoints in a total order, address words as loaded and then port: any order serves if
+  // both directions agree. Without a branch on it: which endpoint comes first is a coin toss
+  // per packet, and a branch on it was mispredicted about every other packet. The first words
+  // differ in almost every packet (IPv4: the addresses), so testing that is predictable.
+  bool src_first;
+  if (s0 != d0) [[likely]] {
+    src_first = s0 < d0;
+  } else {
+    src_first = (s1 < d1) | ((s1 == d1) & (sport <= dport));
+  }
+  const int side = static_cast<int>(!src_first);
+  // Masks, not conditional expressions, which the compiler turns back into a branch.
+  const uint64_t take_src = 0 - static_cast<uint64_t>(src_first);  // all ones or zero
+  const uint64_t swap0 = (s0 ^ d0) & take_src, swap1 = (s1 ^ d1) & take_src;
+  const uint64_t w0 = d0 ^ swap0, w2 = s0 ^ swap0;
+  const uint64_t w1 = d1 ^ swap1, w3 = s1 ^ swap1;
+  const uint64_t swap_ports = static_cast<uint64_t>(sport ^ dport) & take_src;
+  const uint64_t pa = dport ^ swap_ports, pb = sport ^ swap_ports;
   const uint64_t w4 = pa | pb << 16 | static_cast<uint64_t>(m.vlan) << 32 |
                       static_cast<uint64_t>(m.inner_vlan) << 48;
   const uint64_t w5 = static_cast<uint64_t>(m.protocol) | static_cast<uint64_t>(m.ip_version) << 8;
@@ -503,8 +510,10 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
   const uint32_t hash = p.hash;
   const int side = p.side;
   const bool icmp = IsIcmp(m.protocol);
-  const uint8_t flags = m.has(kMetaTcpFlags) ? m.tcp_flags : 0;
   const bool tcp = m.protocol == kProtoTcp;
+  // TCP flags, 0 for anything else; a mask, not a branch on a packet's protocol.
+  const uint8_t flags = static_cast<uint8_t>(
+      m.tcp_flags & (0 - static_cast<unsigned>(tcp & ((m.flags & kMetaTcpFlags) != 0))));
 
   uint32_t idx = Lookup(key, hash);
   if (idx != kNil) {
@@ -561,12 +570,16 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
 
   // Lingering flows move too: the closed list stays ordered by last packet, so expiry and the
   // full-table path find every flow whose linger is over at its old end.
-  if (!tcp || flags == 0 || e.list == kClosed) {
-    if (tcp) e.tcp_flags[side] |= flags;  // lingering: late packets count, the state stays
+  // Only a FIN or RST, or a packet after both FINs, can change a TCP flow's state; other
+  // packets, of whatever protocol, only move their flow to the front of its list. Tested as one
+  // condition: TCP and UDP packets come mixed, and a branch on the protocol mispredicts.
+  e.tcp_flags[side] |= flags;  // lingering flows too: late packets count, the state stays
+  const bool may_change = (e.list != kClosed) & (((flags & (kTcpFin | kTcpRst)) != 0) |
+                                                 ((e.state == FlowState::kClosed) & (flags != 0)));
+  if (!may_change) {
     MoveToFront(idx);
     return;
   }
-  e.tcp_flags[side] |= flags;
   if (flags & kTcpRst) {
     e.state = FlowState::kClosed;
     e.bits |= kDone;
