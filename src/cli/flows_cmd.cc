@@ -253,6 +253,9 @@ int RunFlows(const FlowsArgs& a) {
 
   StopOnSignals(&src);
   PacketBatch batch;
+  // Packets are decoded as the source appends them (PacketVisitor), by the inline worker or
+  // by the pipeline's reader.
+  batch.set_visitor(inline_worker ? inline_worker->batch_decoder() : pipeline->batch_decoder());
   uint64_t packets = 0;
   std::optional<Error> failure;
   while (!StopRequested()) {

@@ -35,6 +35,22 @@ struct Lease {
   uint64_t token = 0;
 };
 
+// Work that a batch's consumer wants done on each packet as the source appends it. A source
+// that walks its input one packet at a time (a file's records, where each header says where
+// the next one starts) calls the visitor between steps, so that the work overlaps the walk's
+// wait for memory instead of following it in a second pass over the batch (`flows -r`: 4-5%
+// faster). Calling it is optional: a source that does not leaves visited() at 0, and the
+// consumer does the work itself.
+class PacketVisitor {
+ public:
+  // `pkt` was appended at `index` of a batch whose packets have `link_type`. Called in packet
+  // order, on the thread that fills the batch.
+  virtual void Visit(int link_type, const PacketView& pkt, uint32_t index) = 0;
+
+ protected:
+  ~PacketVisitor() = default;
+};
+
 // A burst of packets from one source, sharing one link type.
 //
 // Thread safety: owned by one worker thread. The batch is reused across Receive() calls: a
@@ -57,11 +73,19 @@ class PacketBatch {
   // libpcap DLT_* value of every packet in the batch.
   int link_type() const { return link_type_; }
 
+  // Consumer side: a visitor for the packets appended from now on (nullptr: none). It stays
+  // across Reset().
+  void set_visitor(PacketVisitor* visitor) { visitor_ = visitor; }
+  PacketVisitor* visitor() const { return visitor_; }
+  // The first visited() packets of the batch went through the visitor as they were appended.
+  uint32_t visited() const { return visited_; }
+
   // Producer side, used by sources only.
   void Reset() {
     if (lease_.release != nullptr) lease_.release(lease_.owner, lease_.token);
     lease_ = {};
     count_ = 0;
+    visited_ = 0;
   }
   void set_link_type(int dlt) { link_type_ = dlt; }
   void set_lease(Lease lease) { lease_ = lease; }
@@ -72,12 +96,23 @@ class PacketBatch {
   uint32_t free_count() const { return kMaxBurst - count_; }
   // REQUIRES: n <= free_count().
   void Commit(uint32_t n) { count_ += n; }
+  // Hands the packets appended since the last call to the visitor, if there is one. A source
+  // that visits calls it after each packet it appends (or does the same inline: visit each
+  // packet in order, then set_visited()).
+  void VisitAppended() {
+    if (visitor_ == nullptr) return;
+    for (; visited_ < count_; ++visited_) visitor_->Visit(link_type_, views_[visited_], visited_);
+  }
+  // REQUIRES: the packets before `n` were visited in order.
+  void set_visited(uint32_t n) { visited_ = n; }
 
  private:
   std::array<PacketView, kMaxBurst> views_{};
   uint32_t count_ = 0;
+  uint32_t visited_ = 0;
   int link_type_ = 0;
   Lease lease_;
+  PacketVisitor* visitor_ = nullptr;
 };
 
 }  // namespace jarvis

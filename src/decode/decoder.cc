@@ -468,6 +468,13 @@ DecodeCounters& DecodeCounters::operator+=(const DecodeCounters& o) {
   return *this;
 }
 
+DecodeCounters& DecodeCounters::operator-=(const DecodeCounters& o) {
+#define JARVIS_DECODE_SUB(name, help) name -= o.name;
+  JARVIS_DECODE_COUNTERS(JARVIS_DECODE_SUB)
+#undef JARVIS_DECODE_SUB
+  return *this;
+}
+
 bool IsSupportedLinkType(int link_type) {
   switch (link_type) {
     case DLT_EN10MB:

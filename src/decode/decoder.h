@@ -107,6 +107,7 @@ struct DecodeCounters {
 #undef JARVIS_DECODE_FIELD
 
   DecodeCounters& operator+=(const DecodeCounters& o);
+  DecodeCounters& operator-=(const DecodeCounters& o);
   // Calls fn(name, help, value) for every counter, in declaration order.
   template <class Fn>
   void ForEach(Fn&& fn) const {

@@ -286,6 +286,8 @@ void Engine::Run(Session& s, Member& m, size_t index) {
     m.worker = std::make_unique<FlowWorker>(config, capacity, &m.tap, static_cast<uint32_t>(index),
                                             shards);
     m.worker_ptr.store(m.worker.get(), std::memory_order_release);
+    // Sources that walk their input (files) decode each packet as they append it.
+    batch.set_visitor(m.worker->batch_decoder());
   };
   const auto take_export = [&] {
     const uint64_t generation = s.export_generation.load(std::memory_order_acquire);

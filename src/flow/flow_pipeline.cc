@@ -137,21 +137,20 @@ void FlowPipeline::Send(Shard& s) {
 }
 
 void FlowPipeline::Dispatch(const PacketBatch& batch, uint32_t limit) {
-  const int link_type = batch.link_type();
-  const uint32_t n = std::min(limit, batch.size());
+  const uint32_t n = decoder_.Complete(batch, limit);
+  const PacketMeta* metas = decoder_.metas();
   const uint32_t count = workers();
   for (uint32_t i = 0; i < n; ++i) {
-    const PacketView& pkt = batch[i];
-    Decode(link_type, pkt, meta_, decode_);
-    Shard& s = *shards_[FlowTable::ShardOf(meta_, count)];
+    const PacketMeta& meta = metas[i];
+    Shard& s = *shards_[FlowTable::ShardOf(meta, count)];
     if (s.filling == nullptr) {
       s.filling = s.empty.Pop();
       s.filling->kind = Chunk::kPackets;
       s.filling->n = 0;
     }
     Chunk& c = *s.filling;
-    c.metas[c.n] = meta_;
-    c.ts[c.n] = pkt.ts_ns;
+    c.metas[c.n] = meta;
+    c.ts[c.n] = decoder_.times()[i];
     if (++c.n == PacketBatch::kMaxBurst) Send(s);
   }
   // Partial chunks go out with the batch, so a quiet link never holds packets back.

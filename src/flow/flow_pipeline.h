@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/packet.h"
+#include "decode/batch_decoder.h"
 #include "decode/decoder.h"
 #include "flow/flow_table.h"
 #include "flow/flow_worker.h"
@@ -32,7 +33,9 @@ class FlowPipeline {
   FlowPipeline(const FlowPipeline&) = delete;
   FlowPipeline& operator=(const FlowPipeline&) = delete;
 
-  // Decodes the first `limit` packets of `batch` and queues them to their workers.
+  // Decodes the first `limit` packets of `batch` and queues them to their workers. Packets
+  // decoded as they were appended (batch_decoder() set as the batch's visitor) are not decoded
+  // again.
   // Thread safety: one reader thread calls Dispatch, Tick and Finish.
   void Dispatch(const PacketBatch& batch, uint32_t limit = PacketBatch::kMaxBurst);
 
@@ -48,7 +51,10 @@ class FlowPipeline {
   uint32_t workers() const { return static_cast<uint32_t>(shards_.size()); }
   // Totals over all shards. Exact after Finish(); approximate while running.
   FlowCounters counters() const;
-  DecodeCounters decode_counters() const { return decode_; }
+  DecodeCounters decode_counters() const { return decoder_.counters(); }
+  // Set it as a batch's visitor (PacketBatch::set_visitor) to decode packets as the source
+  // appends them. Reader thread only.
+  BatchDecoder* batch_decoder() { return &decoder_; }
   uint32_t active_flows() const;
   size_t memory_bytes() const;  // flow tables of all shards
 
@@ -62,8 +68,7 @@ class FlowPipeline {
 
   std::unique_ptr<LockedSink> sink_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  DecodeCounters decode_;
-  PacketMeta meta_;
+  BatchDecoder decoder_;
   bool finished_ = false;
 };
 

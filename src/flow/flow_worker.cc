@@ -9,17 +9,8 @@ FlowWorker::FlowWorker(const FlowConfig& config, uint32_t capacity, FlowSink* si
     : table_(config, capacity, sink, shard, shards) {}
 
 void FlowWorker::ProcessBatch(const PacketBatch& batch, uint32_t limit) {
-  const int link_type = batch.link_type();
-  const uint32_t n = std::min(limit, batch.size());
-  constexpr uint32_t kAhead = 4;  // packets whose headers are fetched ahead of decoding
-  for (uint32_t i = 0; i < n && i < kAhead; ++i) __builtin_prefetch(batch[i].data);
-  for (uint32_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(batch[i + kAhead].data);
-    const PacketView& pkt = batch[i];
-    Decode(link_type, pkt, metas_[i], decode_);
-    times_[i] = pkt.ts_ns;
-  }
-  ProcessDecoded(metas_, times_, n);
+  const uint32_t n = decoder_.Complete(batch, limit);
+  ProcessDecoded(decoder_.metas(), decoder_.times(), n);
 }
 
 void FlowWorker::ProcessDecoded(const PacketMeta* metas, const TimestampNs* ts, uint32_t n) {

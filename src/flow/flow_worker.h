@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/packet.h"
+#include "decode/batch_decoder.h"
 #include "decode/decoder.h"
 #include "flow/flow_table.h"
 
@@ -25,7 +26,8 @@ class FlowWorker {
              uint32_t shards = 1);
 
   // Decodes and meters the first `limit` packets of `batch` (all by default), then expires
-  // flows due at the batch's time.
+  // flows due at the batch's time. Packets decoded as they were appended (batch_decoder() set
+  // as the batch's visitor) are not decoded again.
   // Thread safety: the owning thread only (as for every method below but the snapshot ones).
   void ProcessBatch(const PacketBatch& batch, uint32_t limit = PacketBatch::kMaxBurst);
 
@@ -49,15 +51,17 @@ class FlowWorker {
   // a batch boundary or tick, up to `timeout`. nullopt when the worker did not answer in time.
   std::optional<std::vector<FlowRecord>> RequestSnapshot(std::chrono::milliseconds timeout);
 
+  // Set it as a batch's visitor (PacketBatch::set_visitor) to decode packets as the source
+  // appends them.
+  BatchDecoder* batch_decoder() { return &decoder_; }
+
   const FlowTable& table() const { return table_; }
-  const DecodeCounters& decode_counters() const { return decode_; }
+  const DecodeCounters& decode_counters() const { return decoder_.counters(); }
   TimestampNs now() const { return now_; }
 
  private:
   FlowTable table_;
-  DecodeCounters decode_;
-  PacketMeta metas_[PacketBatch::kMaxBurst];
-  TimestampNs times_[PacketBatch::kMaxBurst];
+  BatchDecoder decoder_;
   TimestampNs now_ = 0;
 
   std::atomic<bool> snapshot_wanted_{false};

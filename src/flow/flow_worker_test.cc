@@ -225,6 +225,60 @@ TEST(FlowWorkerTest, ProcessBatchMetersOnlyTheFirstLimitPackets) {
   EXPECT_EQ(worker.table().active_flows(), 5u);
 }
 
+// A worker's decoder set as a batch's visitor decodes each packet as it is appended (as the
+// file source does); metering the batch must come out exactly as when the worker decodes it itself,
+// and packets visited beyond ProcessBatch's limit must leave no trace in the decode counters.
+TEST(FlowWorkerTest, VisitedBatchesMeterAsUndecodedOnes) {
+  const auto fill = [](PacketBatch& batch, Traffic& traffic, int round) {
+    NewBatch(batch);
+    const uint16_t port = static_cast<uint16_t>(40000 + round);
+    const TimestampNs t = Ms(10 * round);
+    traffic.Add(batch, TcpFrame(kClient, port, kServer, 443, kTcpSyn), t);
+    traffic.Add(batch, ArpFrame(), t + 1);
+    traffic.Add(batch, TcpFrame(kServer, 443, kClient, port, kTcpSyn | kTcpAck), t + 2);
+    traffic.Add(batch, UdpFrame(kClient, port, kServer, 53, 20), t + 3);
+    traffic.Add(batch, ArpFrame(), t + 4);
+    traffic.Add(batch, TcpFrame(kClient, port, kServer, 443, kTcpFin | kTcpAck), t + 5);
+  };
+  for (const uint32_t limit : {PacketBatch::kMaxBurst, 4u, 1u, 0u}) {
+    SCOPED_TRACE(testing::Message() << "limit " << limit);
+    CollectingSink plain_sink, visited_sink;
+    FlowWorker plain(TestConfig(), 64, &plain_sink), visiting(TestConfig(), 64, &visited_sink);
+    Traffic traffic;
+    PacketBatch plain_batch, visited_batch;
+    visited_batch.set_visitor(visiting.batch_decoder());
+    for (int round = 0; round < 3; ++round) {
+      fill(plain_batch, traffic, round);
+      fill(visited_batch, traffic, round);
+      visited_batch.VisitAppended();  // as a source does after each packet it appends
+      EXPECT_EQ(plain_batch.visited(), 0u);
+      EXPECT_EQ(visited_batch.visited(), visited_batch.size());
+      plain.ProcessBatch(plain_batch, limit);
+      visiting.ProcessBatch(visited_batch, limit);
+    }
+    plain.Finish();
+    visiting.Finish();
+    EXPECT_EQ(visiting.decode_counters().non_ip, plain.decode_counters().non_ip);
+    EXPECT_EQ(visiting.decode_counters().non_ip, limit >= 5 ? 6u : limit >= 2 ? 3u : 0u);
+    EXPECT_EQ(visiting.table().counters().packets, plain.table().counters().packets);
+    EXPECT_EQ(visiting.table().counters().not_metered, plain.table().counters().not_metered);
+    ASSERT_EQ(visited_sink.records.size(), plain_sink.records.size());
+    for (size_t i = 0; i < plain_sink.records.size(); ++i) {
+      const FlowRecord &a = plain_sink.records[i], &b = visited_sink.records[i];
+      EXPECT_EQ(b.src_port, a.src_port);
+      EXPECT_EQ(b.dst_port, a.dst_port);
+      EXPECT_EQ(b.protocol, a.protocol);
+      EXPECT_EQ(b.packets_fwd, a.packets_fwd);
+      EXPECT_EQ(b.packets_rev, a.packets_rev);
+      EXPECT_EQ(b.bytes_fwd, a.bytes_fwd);
+      EXPECT_EQ(b.bytes_rev, a.bytes_rev);
+      EXPECT_EQ(b.tcp_flags_fwd, a.tcp_flags_fwd);
+      EXPECT_EQ(b.last_ns, a.last_ns);
+      EXPECT_EQ(b.end_reason, a.end_reason);
+    }
+  }
+}
+
 TEST(FlowWorkerTest, ProcessBatchExpiresFlowsDueAtTheBatchTime) {
   CollectingSink sink;
   FlowWorker worker(TestConfig(), 64, &sink);

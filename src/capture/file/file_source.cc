@@ -190,6 +190,7 @@ class FileSource final : public CaptureSource {
       bool last = false;
       if (!reader_.Take(v, batch.empty(), last)) break;
       batch.Append() = v;
+      batch.VisitAppended();
       reader_.Consume();
       if (last || interrupted_.load(std::memory_order_relaxed)) break;
       // The record above may have needed a refill; the rest of the batch is in the buffer now.

@@ -126,6 +126,62 @@ TEST(FileSourceTest, DeliversEveryRecordInOrderAcrossBatches) {
   EXPECT_EQ(again.error().code(), ErrorCode::kEndOfStream);
 }
 
+// Records what a source hands its batch's visitor.
+class RecordingVisitor final : public PacketVisitor {
+ public:
+  void Visit(int link_type, const PacketView& pkt, uint32_t index) override {
+    EXPECT_EQ(link_type, DLT_EN10MB);
+    EXPECT_EQ(index, next_index);  // in packet order, from 0 in each batch
+    ++next_index;
+    seen.push_back({pkt.data, pkt.caplen, pkt.wirelen, pkt.ts_ns});
+  }
+  struct Seen {
+    const uint8_t* data;
+    uint32_t caplen, wirelen;
+    TimestampNs ts;
+  };
+  uint32_t next_index = 0;
+  std::vector<Seen> seen;
+};
+
+// The source hands every packet to the batch's visitor as it appends it, on both of its paths
+// (records taken in bulk from the read buffer, and one at a time when a filter or a refill is
+// involved), and the visitor sees exactly the views the batch then holds.
+TEST(FileSourceTest, VisitorSeesEveryPacketAsItIsAppended) {
+  PcapFile f;
+  const int kRecords = 3000;  // about 2.2 MB: the reader refills its buffer several times
+  for (int i = 0; i < kRecords; ++i) f.AddUdp(60 + (i * 37 % 1400), 1000 + i % 3, 1'000 + i);
+  const std::string path = f.Close();
+  for (const std::string filter : {"", "udp dst port 1001"}) {
+    SCOPED_TRACE("filter '" + filter + "'");
+    auto src = OpenFileSource({.target = path, .filter = filter});
+    ASSERT_TRUE(src) << src.error().message();
+    RecordingVisitor visitor;
+    PacketBatch batch;
+    batch.set_visitor(&visitor);
+    size_t packets = 0;
+    for (;;) {
+      visitor.next_index = 0;
+      visitor.seen.clear();
+      auto n = (*src)->Receive(batch, std::chrono::milliseconds(100));
+      if (!n) {
+        EXPECT_EQ(n.error().code(), ErrorCode::kEndOfStream) << n.error().message();
+        break;
+      }
+      EXPECT_EQ(batch.visited(), batch.size());
+      ASSERT_EQ(visitor.seen.size(), batch.size());
+      for (uint32_t i = 0; i < batch.size(); ++i) {
+        EXPECT_EQ(visitor.seen[i].data, batch[i].data);
+        EXPECT_EQ(visitor.seen[i].caplen, batch[i].caplen);
+        EXPECT_EQ(visitor.seen[i].wirelen, batch[i].wirelen);
+        EXPECT_EQ(visitor.seen[i].ts, batch[i].ts_ns);
+      }
+      packets += batch.size();
+    }
+    EXPECT_EQ(packets, filter.empty() ? static_cast<size_t>(kRecords) : kRecords / 3u);
+  }
+}
+
 TEST(FileSourceTest, FilterCountsWhatItExcludes) {
   PcapFile f;
   for (int i = 0; i < 300; ++i) f.AddUdp(100, i % 3 == 0 ? 9999 : 53, i);

@@ -174,6 +174,9 @@ uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
   const bool swapped = swapped_;
   const int64_t frac_scale = nanos_ ? 1 : 1000;
   const uint32_t snapshot = snapshot_;
+  PacketVisitor* const visitor = batch.visited() == batch.size() ? batch.visitor() : nullptr;
+  const int link_type = batch.link_type();
+  const uint32_t base = batch.size();
   uint32_t n = 0;
   while (n < room && end - p >= static_cast<ptrdiff_t>(kRecordHeaderBytes)) {
     const uint32_t caplen = Get32(p + 8, swapped);
@@ -187,8 +190,15 @@ uint32_t PcapFastReader::FillFromBuffer(PacketBatch& batch) {
     v.ts_ns = RecordTime(p, swapped, frac_scale);
     v.ifindex = 0;
     p += kRecordHeaderBytes + caplen;
+    if (visitor != nullptr) {
+      // Each header says where the next one starts, so this walk waits for memory at every
+      // step; fetch the next header now and let the visitor's work overlap the wait.
+      __builtin_prefetch(p + 8);
+      visitor->Visit(link_type, v, base + n - 1);
+    }
   }
   batch.Commit(n);
+  if (visitor != nullptr) batch.set_visited(base + n);
   const size_t used = static_cast<size_t>(p - (data_ + begin_));
   begin_ += used;
   consumed_ += static_cast<off_t>(used);

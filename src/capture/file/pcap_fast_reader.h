@@ -37,7 +37,8 @@ class PcapFastReader {
   Result<const PacketView*> Peek(bool may_refill);
   // Appends records that are wholly in the buffer to `batch` until it is full or one is not:
   // the common case in a tight loop, without refills, errors or the end of the file, which
-  // are Peek()'s to report. Returns how many were appended.
+  // are Peek()'s to report. Hands each record to the batch's visitor as it is appended (if it
+  // has one and has visited every packet before). Returns how many were appended.
   uint32_t FillFromBuffer(PacketBatch& batch);
 
   // Moves past the record Peek() returned.
