@@ -10,7 +10,8 @@
 
 namespace jarvis {
 
-// 128 bytes: key and times in the first cache line, counters and links in the second.
+// 128 bytes: key and times in the first cache line, counters in the second. The list links
+// are in their own array, FlowTable::links_.
 struct FlowTable::Entry {
   FlowKey key;
   TimestampNs first_ns;
@@ -18,8 +19,7 @@ struct FlowTable::Entry {
   uint64_t packets[2];  // by side: [0] sent by endpoint a, [1] by endpoint b
   uint64_t bytes[2];
   uint64_t flow_id;
-  uint32_t prev;
-  uint32_t next;
+  uint64_t unused;
   uint32_t hash;
   uint16_t icmp_tc[2];  // first ICMP type << 8 | code sent by each side
   uint8_t tcp_flags[2];
@@ -181,6 +181,8 @@ FlowTable::FlowTable(const FlowConfig& config, uint32_t capacity, FlowSink* sink
   const uint32_t slots = std::bit_ceil(std::max<uint32_t>(capacity_ * 2, 16));
   index_mem_ = AllocateTableMemory(sizeof(uint64_t) * slots);  // zeroed: all slots empty
   index_ = static_cast<uint64_t*>(index_mem_.get());
+  links_mem_ = AllocateTableMemory(sizeof(Links) * static_cast<size_t>(capacity_));
+  links_ = static_cast<Links*>(links_mem_.get());
   index_mask_ = slots - 1;
   // Entries are handed out fresh from the front of the array, then recycled through the free
   // list; nothing is written up front, so memory a small flow count never uses is never
@@ -197,7 +199,7 @@ FlowTable::FlowTable(const FlowConfig& config, uint32_t capacity, FlowSink* sink
 FlowTable::~FlowTable() = default;
 
 size_t FlowTable::memory_bytes() const {
-  return sizeof(Entry) * static_cast<size_t>(capacity_) +
+  return (sizeof(Entry) + sizeof(Links)) * static_cast<size_t>(capacity_) +
          sizeof(uint64_t) * (static_cast<size_t>(index_mask_) + 1) +
          sizeof(FragSlot) * (static_cast<size_t>(frag_mask_) + 1);
 }
@@ -229,7 +231,7 @@ uint32_t FlowTable::Insert(const FlowKey& key, uint32_t hash, TimestampNs ts) {
   uint32_t idx;
   if (free_head_ != kNil) {
     idx = free_head_;
-    free_head_ = entries_[idx].next;
+    free_head_ = links_[idx].next;
   } else {
     idx = next_fresh_++;
   }
@@ -271,32 +273,32 @@ void FlowTable::Remove(uint32_t idx) {
   }
   index_[i] = 0;
   e.list = kFree;
-  e.next = free_head_;
+  links_[idx].next = free_head_;
   free_head_ = idx;
   --used_;
 }
 
 void FlowTable::Link(ListHead& list, uint32_t idx) {
-  Entry& e = entries_[idx];
-  e.prev = kNil;
-  e.next = list.head;
-  if (list.head != kNil) entries_[list.head].prev = idx;
+  Links& l = links_[idx];
+  l.prev = kNil;
+  l.next = list.head;
+  if (list.head != kNil) links_[list.head].prev = idx;
   list.head = idx;
   if (list.tail == kNil) list.tail = idx;
-  e.list = &list == &closed_ ? kClosed : kLru;
+  entries_[idx].list = &list == &closed_ ? kClosed : kLru;
 }
 
 void FlowTable::Unlink(ListHead& list, uint32_t idx) {
-  Entry& e = entries_[idx];
-  if (e.prev != kNil) {
-    entries_[e.prev].next = e.next;
+  const Links l = links_[idx];
+  if (l.prev != kNil) {
+    links_[l.prev].next = l.next;
   } else {
-    list.head = e.next;
+    list.head = l.next;
   }
-  if (e.next != kNil) {
-    entries_[e.next].prev = e.prev;
+  if (l.next != kNil) {
+    links_[l.next].prev = l.prev;
   } else {
-    list.tail = e.prev;
+    list.tail = l.prev;
   }
 }
 
@@ -401,10 +403,10 @@ void FlowTable::FlushAll(EndReason reason) {
     Flush();
     return;
   }
-  for (uint32_t i = closed_.tail; i != kNil; i = entries_[i].prev) {
+  for (uint32_t i = closed_.tail; i != kNil; i = links_[i].prev) {
     Emit(entries_[i], EndReason::kEndOfFlow);
   }
-  for (uint32_t i = lru_.tail; i != kNil; i = entries_[i].prev) {
+  for (uint32_t i = lru_.tail; i != kNil; i = links_[i].prev) {
     const Entry& e = entries_[i];
     Emit(e, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
   }
@@ -614,7 +616,7 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
 
 void FlowTable::Snapshot(std::vector<FlowRecord>& out) const {
   for (const ListHead* list : {&lru_, &closed_}) {
-    for (uint32_t i = list->head; i != kNil; i = entries_[i].next) {
+    for (uint32_t i = list->head; i != kNil; i = links_[i].next) {
       FillRecord(entries_[i], EndReason::kNone, out.emplace_back());
     }
   }

@@ -1,9 +1,11 @@
 // One flow-table shard: the bidirectional flows of one worker.
 //
-// Layout: a fixed array of `table_size` 128-byte entries and an open-addressing index of
-// 8-byte slots (a 32-bit hash tag and an entry number) with linear probing and
+// Layout: a fixed array of `table_size` 128-byte entries, an array of their 8-byte list links
+// (kept apart: moving a flow to the front of its list writes to two other flows' links, and a
+// dense array of links stays in cache where 128-byte entries do not), and an open-addressing
+// index of 8-byte slots (a 32-bit hash tag and an entry number) with linear probing and
 // backward-shift deletion, at most half full. Nothing is allocated per packet; memory is
-// 128 + 8 * index_slots / table_size bytes per flow (144 to 160 bytes).
+// 136 + 8 * index_slots / table_size bytes per flow (152 to 168 bytes).
 //
 // Time is passed in: Process() takes the packet's timestamp and Expire() takes "now", so the
 // same code meters files (packet time) and live traffic (packet time plus a housekeeping tick).
@@ -119,6 +121,10 @@ class FlowTable {
  private:
   struct Entry;
   struct FragSlot;
+  struct Links {
+    uint32_t prev;
+    uint32_t next;  // also the free list's link
+  };
   enum List : uint8_t { kFree = 0, kLru = 1, kClosed = 2 };
   struct ListHead {
     uint32_t head = kNil;  // most recent
@@ -163,6 +169,8 @@ class FlowTable {
   MappedRegion entries_mem_;  // anonymous memory, huge pages where the kernel gives them
   MappedRegion index_mem_;
   Entry* entries_;
+  MappedRegion links_mem_;
+  Links* links_;     // each entry's list links, apart from the entries (see flow_table.cc)
   uint64_t* index_;  // 0 empty, else hash tag << 32 | (entry + 1)
   uint32_t index_mask_;
   uint32_t free_head_;   // recycled entries, linked through Entry::next
