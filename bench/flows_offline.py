@@ -14,8 +14,9 @@ the fact is), and "as written" (a copy written 4 KiB at a time, as libpcap's pca
 capture, and still cached from the writing). For each it prints the share of the file's page
 cache in folios of each size, read from /proc/self/pagemap and /proc/kpageflags (root only).
 Folio sizes are not the whole story: two copies written the same way, both in 4 KiB folios,
-were copied out at different speeds (`cat` 0.085 s and 0.129 s, medians of 11), so the
-as-written figures move from run to run; compare the ratios within one run.
+were copied out at different speeds (`cat` 0.085 s and 0.129 s, medians of 11), and half an
+hour later the other way round, so the as-written figures move from run to run; compare the
+ratios within one run.
 
 The measurement goes in RUNS rounds, each of
 which runs every tool once, in turn, so that host load drifting over minutes (a shared VM)
