@@ -216,7 +216,8 @@ DecodeResult DecodeTransport(Walk& w, bool later_fragment) {
   const uint32_t tcp = m.protocol == kProtoTcp;
   if ((tcp | (m.protocol == kProtoUdp)) & (left >= 20)) {
     // TCP and UDP headers that are whole, alike and without a branch on which of the two it is
-    // (they come mixed, and a branch on it was mispredicted often): the cases below, merged.
+    // (they come mixed, and a branch on it was mispredicted often). The switch below takes
+    // the ones cut short.
     const uint32_t mask = 0 - tcp;
     m.src_port = Load16(p);
     m.dst_port = Load16(p + 2);
@@ -234,7 +235,7 @@ DecodeResult DecodeTransport(Walk& w, bool later_fragment) {
     return DecodeResult::kOk;
   }
   switch (m.protocol) {
-    case kProtoTcp: {
+    case kProtoTcp: {  // cut short inside the 20-byte header (whole ones went above)
       if (left >= 4) {
         m.src_port = Load16(p);
         m.dst_port = Load16(p + 2);
@@ -244,22 +245,11 @@ DecodeResult DecodeTransport(Walk& w, bool later_fragment) {
         m.tcp_flags = p[13];
         m.flags |= kMetaTcpFlags;
       }
-      if (left < 20) {
-        ++w.counters.truncated_tcp;
-        m.flags |= kMetaTruncated;
-        return DecodeResult::kPartial;
-      }
-      uint32_t hlen = static_cast<uint32_t>(p[12] >> 4) * 4;
-      if (hlen < 20) {
-        ++w.counters.bad_tcp_header;
-        m.flags |= kMetaTruncated;
-        return DecodeResult::kPartial;
-      }
-      // Options cut by the snaplen are not an error: nothing the meta holds lives there.
-      if (hlen <= left) m.payload_offset = static_cast<uint16_t>(w.off + hlen);
-      return DecodeResult::kOk;
+      ++w.counters.truncated_tcp;
+      m.flags |= kMetaTruncated;
+      return DecodeResult::kPartial;
     }
-    case kProtoUdp: {
+    case kProtoUdp: {  // shorter than 20 bytes (longer ones went above)
       if (left >= 4) {
         m.src_port = Load16(p);
         m.dst_port = Load16(p + 2);

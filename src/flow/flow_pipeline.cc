@@ -139,6 +139,7 @@ void FlowPipeline::Send(Shard& s) {
 void FlowPipeline::Dispatch(const PacketBatch& batch, uint32_t limit) {
   const uint32_t n = decoder_.Complete(batch, limit);
   const PacketMeta* metas = decoder_.metas();
+  const TimestampNs* times = decoder_.times();
   const uint32_t count = workers();
   for (uint32_t i = 0; i < n; ++i) {
     const PacketMeta& meta = metas[i];
@@ -150,7 +151,7 @@ void FlowPipeline::Dispatch(const PacketBatch& batch, uint32_t limit) {
     }
     Chunk& c = *s.filling;
     c.metas[c.n] = meta;
-    c.ts[c.n] = decoder_.times()[i];
+    c.ts[c.n] = times[i];
     if (++c.n == PacketBatch::kMaxBurst) Send(s);
   }
   // Partial chunks go out with the batch, so a quiet link never holds packets back.
