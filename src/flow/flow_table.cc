@@ -470,12 +470,13 @@ bool FlowTable::Prepare(const PacketMeta& m, TimestampNs ts, Prepared& p) {
 }
 
 void FlowTable::PrefetchEntry(uint32_t hash) const {
+  // Without a branch on whether the slot holds the flow: new flows and known ones come mixed.
+  // An empty slot prefetches entry 0, a slot of another flow that flow's entry; both harmless.
   const uint64_t v = index_[hash & index_mask_];
-  if (v != 0 && static_cast<uint32_t>(v >> 32) == hash) {
-    const char* e = reinterpret_cast<const char*>(&entries_[static_cast<uint32_t>(v) - 1]);
-    __builtin_prefetch(e, 1);
-    __builtin_prefetch(e + 64, 1);
-  }
+  const uint32_t idx = (static_cast<uint32_t>(v) - 1) & (0 - static_cast<uint32_t>(v != 0));
+  const char* e = reinterpret_cast<const char*>(&entries_[idx]);
+  __builtin_prefetch(e, 1);
+  __builtin_prefetch(e + 64, 1);
 }
 
 void FlowTable::Process(const PacketMeta& m, TimestampNs ts) {
@@ -521,7 +522,7 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
   if (idx != kNil) {
     Entry& e = entries_[idx];
     // Decide at packet time whether the flow had already ended, whatever housekeeping did.
-    const bool syn_only = tcp && (flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+    const bool syn_only = (flags & (kTcpSyn | kTcpAck)) == kTcpSyn;  // flags: 0 unless TCP
     if (e.list == kClosed) {
       if (ts >= e.last_ns + linger_ns_ || syn_only) {
         End(idx, EndReason::kEndOfFlow);
