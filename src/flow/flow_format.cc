@@ -3,6 +3,7 @@
 #include <fmt/compile.h>
 #include <fmt/format.h>
 
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <iterator>
@@ -36,18 +37,31 @@ char* PutLit(char* p, const char (&s)[N]) {
 // intermediate buffer and no variable-length memcpy call per field.
 char* PutUint(char* p, uint64_t v) { return fmt::format_to(p, FMT_COMPILE("{}"), v); }
 
+// "0." to "255.": each octet's text with the dot after it, in the first bytes of four, and its
+// length. An address is four fixed-size copies; the last dot is dropped.
+struct OctetText {
+  char text[4];
+  uint8_t len;
+};
+constexpr auto kOctets = [] {
+  std::array<OctetText, 256> t{};
+  for (unsigned v = 0; v < 256; ++v) {
+    OctetText& o = t[v];
+    unsigned n = 0;
+    if (v >= 100) o.text[n++] = static_cast<char>('0' + v / 100);
+    if (v >= 10) o.text[n++] = static_cast<char>('0' + v / 10 % 10);
+    o.text[n++] = static_cast<char>('0' + v % 10);
+    o.text[n++] = '.';
+    o.len = static_cast<uint8_t>(n);
+  }
+  return t;
+}();
+
 char* PutIpv4(char* p, const uint8_t* a) {
   for (int i = 0; i < 4; ++i) {
-    unsigned v = a[i];
-    if (v >= 100) {
-      *p++ = static_cast<char>('0' + v / 100);
-      v %= 100;
-      *p++ = static_cast<char>('0' + v / 10);
-    } else if (v >= 10) {
-      *p++ = static_cast<char>('0' + v / 10);
-    }
-    *p++ = static_cast<char>('0' + v % 10);
-    *p++ = '.';
+    const OctetText& o = kOctets[a[i]];
+    std::memcpy(p, o.text, 4);  // the record has room: see kMaxRecordText
+    p += o.len;
   }
   return p - 1;
 }
@@ -100,17 +114,31 @@ char* PutAddress(char* p, const uint8_t* a, uint8_t ip_version) {
   return ip_version == 4 ? PutIpv4(p, a) : PutIpv6(p, a);
 }
 
-// Seconds with six decimals from nanoseconds, truncated to the microsecond.
-char* PutSeconds(char* p, int64_t ns) {
-  int64_t us = ns / 1000;
-  if (us < 0) {
-    *p++ = '-';
-    us = -us;
+// "00" to "99".
+constexpr auto kTwoDigits = [] {
+  std::array<char, 200> t{};
+  for (unsigned v = 0; v < 100; ++v) {
+    t[2 * v] = static_cast<char>('0' + v / 10);
+    t[2 * v + 1] = static_cast<char>('0' + v % 10);
   }
-  p = PutUint(p, static_cast<uint64_t>(us / 1'000'000));
-  int64_t f = us % 1'000'000;
-  p[0] = '.';
-  for (int i = 6; i >= 1; --i, f /= 10) p[i] = static_cast<char>('0' + f % 10);
+  return t;
+}();
+
+// Seconds with six decimals from nanoseconds, truncated to the microsecond (toward zero, so
+// a negative span shorter than a microsecond is "0.000000"). Three times per record: the
+// six decimals are three two-digit pairs, not six divisions.
+char* PutSeconds(char* p, int64_t ns) {
+  const uint64_t magnitude = ns < 0 ? 0 - static_cast<uint64_t>(ns) : static_cast<uint64_t>(ns);
+  const uint64_t us = magnitude / 1000;
+  *p = '-';
+  p += (ns < 0) & (us != 0);
+  const uint64_t secs = us / 1'000'000;
+  const auto frac = static_cast<uint32_t>(us - secs * 1'000'000);
+  p = PutUint(p, secs);
+  *p = '.';
+  std::memcpy(p + 1, &kTwoDigits[2 * (frac / 10'000)], 2);
+  std::memcpy(p + 3, &kTwoDigits[2 * (frac / 100 % 100)], 2);
+  std::memcpy(p + 5, &kTwoDigits[2 * (frac % 100)], 2);
   return p + 7;
 }
 

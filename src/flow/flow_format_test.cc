@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -371,6 +372,20 @@ TEST(FlowFormatTest, Ipv4AddressesAreWrittenLikeInetNtop) {
   }
 }
 
+TEST(FlowFormatTest, EveryIpv4OctetIsWrittenLikeInetNtop) {
+  // Each of the 256 values in each of the four places (the text comes from a table).
+  for (int place = 0; place < 4; ++place) {
+    for (int v = 0; v < 256; ++v) {
+      FlowRecord r = TcpRecord();
+      const uint8_t others[4] = {7, 100, 0, 255};
+      for (int i = 0; i < 4; ++i) r.src_addr[i] = i == place ? static_cast<uint8_t>(v) : others[i];
+      char want[INET_ADDRSTRLEN];
+      ASSERT_NE(inet_ntop(AF_INET, r.src_addr, want, sizeof want), nullptr);
+      EXPECT_EQ(Split(Csv(r), ',')[1], want) << place << " " << v;
+    }
+  }
+}
+
 TEST(FlowFormatTest, Ipv6AddressesAreWrittenLikeInetNtop) {
   // Every pattern of zero and non-zero groups (256), each with several values in the non-zero
   // groups (small, four-digit, 0xffff in group 5 for the IPv4-mapped form, 1 in the last group
@@ -425,6 +440,31 @@ TEST(FlowFormatTest, TimesAreSecondsWithSixDecimals) {
     EXPECT_EQ(Member(*members, "last_seen")->value, text);
     EXPECT_EQ(Member(*members, "duration_sec")->value, "0.000000");
     EXPECT_EQ(Split(Csv(r), ',')[10], text);
+  }
+}
+
+TEST(FlowFormatTest, TimesMatchTheirDecimalValue) {
+  // Against the arithmetic spelled out: whole seconds, then the microseconds in six digits,
+  // truncated toward zero; a negative duration (a record whose last packet came first, after
+  // a clock step) keeps its sign unless it is under a microsecond.
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> spans = {0, 1, 999, 1000, 1001, 999'999, 1'000'000, 9'999'999'999,
+                                -1, -999, -1000, -1'234'567, -5'000'000'000};
+  for (int i = 0; i < 2000; ++i) {
+    spans.push_back(static_cast<int64_t>(rng() % 4'000'000'000'000'000'000ULL) - 2'000'000'000'000'000'000LL);
+    spans.push_back(static_cast<int64_t>(rng() % 100'000'000'000ULL));
+  }
+  for (int64_t d : spans) {
+    FlowRecord r = TcpRecord();
+    r.first_ns = kT0;
+    r.last_ns = kT0 + d;
+    const int64_t us = d / 1000;  // toward zero
+    const uint64_t mag = us < 0 ? 0 - static_cast<uint64_t>(us) : static_cast<uint64_t>(us);
+    char want[48];
+    std::snprintf(want, sizeof want, "%s%llu.%06llu", us < 0 ? "-" : "",
+                  static_cast<unsigned long long>(mag / 1'000'000),
+                  static_cast<unsigned long long>(mag % 1'000'000));
+    EXPECT_EQ(Split(Csv(r), ',')[13], want) << d;
   }
 }
 
