@@ -302,11 +302,20 @@ void FlowTable::Unlink(ListHead& list, uint32_t idx) {
   }
 }
 
-void FlowTable::MoveToFront(uint32_t idx) {
+inline void FlowTable::MoveToFront(uint32_t idx) {
   ListHead& list = entries_[idx].list == kClosed ? closed_ : lru_;
   if (list.head == idx) return;
-  Unlink(list, idx);
-  Link(list, idx);
+  // Not the head, so it has a predecessor; only the tail lacks a successor.
+  const Links l = links_[idx];
+  links_[l.prev].next = l.next;
+  if (l.next != kNil) [[likely]] {
+    links_[l.next].prev = l.prev;
+  } else {
+    list.tail = l.prev;
+  }
+  links_[list.head].prev = idx;
+  links_[idx] = Links{kNil, list.head};
+  list.head = idx;
 }
 
 void FlowTable::FillRecord(const Entry& e, EndReason reason, FlowRecord& r) {
