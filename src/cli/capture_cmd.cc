@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 
@@ -150,6 +151,7 @@ int RunCapture(const CaptureArgs& a) {
   PacketMeta meta;
   uint64_t taken = 0;
   std::optional<Error> failure;
+  bool output_closed = false;  // the reader of standard output has gone (StdoutReaderGone)
   bool at_end = false;
   // Writes and prints the batch's packets; false when capture should end (the count is
   // reached, or writing failed).
@@ -159,16 +161,22 @@ int RunCapture(const CaptureArgs& a) {
       ++taken;
       if (writer) {
         if (auto st = writer->WritePacket(pkt, if_id); !st) {
-          failure = st.error();
+          output_closed = a.write_file == "-" && StdoutReaderGone();
+          if (!output_closed) failure = st.error();
           break;
         }
       }
       if (print_lines || a.verbose) {
         DecodeResult r = Decode(batch.link_type(), pkt, meta, counters);
-        if (print_lines) std::puts(FormatPacketLine(pkt, meta, r).c_str());
+        // stdio reports a failed write when its buffer is flushed, at some later line.
+        if (print_lines && std::puts(FormatPacketLine(pkt, meta, r).c_str()) == EOF) {
+          output_closed = StdoutReaderGone();
+          if (!output_closed) failure = Error::FromErrno(errno, "writing standard output");
+          break;
+        }
       }
     }
-    return !failure && (a.count == 0 || taken < a.count);
+    return !failure && !output_closed && (a.count == 0 || taken < a.count);
   };
   bool more = true;
   while (!StopRequested()) {
@@ -189,9 +197,22 @@ int RunCapture(const CaptureArgs& a) {
   StopOnSignals(nullptr);
 
   if (writer) {
-    if (auto st = writer->Close(); !st && !failure) failure = st.error();
+    if (auto st = writer->Close(); !st && !failure && !output_closed) {
+      if (a.write_file == "-" && StdoutReaderGone()) {
+        output_closed = true;
+      } else {
+        failure = st.error();
+      }
+    }
   }
-  std::fflush(stdout);
+  if (std::fflush(stdout) != 0 && !failure && !output_closed) {
+    if (StdoutReaderGone()) {
+      output_closed = true;
+    } else {
+      failure = Error::FromErrno(errno, "writing standard output");
+    }
+  }
+  if (output_closed) return kExitOutputClosed;  // as tcpdump's `| head`: nothing more to say
 
   auto stats = src.Stats();
   fmt::print(stderr, "{} captured\n", Packets(taken));

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -85,7 +87,7 @@ class PrintSink final : public FlowSink {
   ~PrintSink() override { Flush(); }
 
   void OnFlows(std::span<const FlowRecord> records) override {
-    if (!print_) {  // --format none: counted, not printed
+    if (!print_ || !ok_) {  // --format none, or the output failed: counted, not printed
       flows_ += records.size();
       return;
     }
@@ -107,15 +109,22 @@ class PrintSink final : public FlowSink {
     if (out_.size() >= kChunk) Flush();
   }
 
+  // False once writing failed; error() says why.
   bool Flush() {
-    if (!print_) return true;
-    if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) {
+    if (!print_ || !ok_) return ok_;
+    if ((!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) ||
+        std::fflush(stdout) != 0) {
       ok_ = false;
+      error_ = errno;
+      reader_gone_ = StdoutReaderGone();
     }
     out_.clear();
-    return std::fflush(stdout) == 0 && ok_;
+    return ok_;
   }
   uint64_t flows() const { return flows_; }
+  // The reader of standard output has gone (see StdoutReaderGone).
+  bool reader_gone() const { return reader_gone_; }
+  int error() const { return error_; }
 
  private:
   static constexpr size_t kChunk = 1 << 20;
@@ -124,6 +133,8 @@ class PrintSink final : public FlowSink {
   std::string out_;
   uint64_t flows_ = 0;
   bool ok_ = true;
+  bool reader_gone_ = false;
+  int error_ = 0;
 };
 
 // Hands each batch to every sink in turn (the printer, then each exporter).
@@ -284,6 +295,7 @@ int RunFlows(const FlowsArgs& a) {
     packets += take;
     progress.Update(src, packets, active_flows(), sink.flows());
     if (a.count != 0 && packets >= a.count) break;
+    if (sink.reader_gone()) break;  // `| head` has its lines: stop reading
   }
   StopOnSignals(nullptr);
   if (inline_worker) inline_worker->Finish();
@@ -323,8 +335,10 @@ int RunFlows(const FlowsArgs& a) {
       });
     }
   }
+  if (sink.reader_gone()) return kExitOutputClosed;
   if (!written) {
-    fmt::print(stderr, "jarvis-capture: writing flows to standard output failed\n");
+    fmt::print(stderr, "jarvis-capture: writing flows to standard output: {}\n",
+               std::strerror(sink.error()));
     return 1;
   }
   if (failure) {

@@ -1,6 +1,8 @@
 #include "cli/signals.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -29,5 +31,12 @@ void StopOnSignals(CaptureSource* source) {
 }
 
 bool StopRequested() { return g_stop.load(std::memory_order_relaxed); }
+
+bool StdoutReaderGone() {
+  // A pipe without readers, or a socket shut down by its peer, polls as an error for writing;
+  // a full disk or a terminal does not.
+  pollfd p{STDOUT_FILENO, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
 
 }  // namespace jarvis::cli

@@ -7,12 +7,15 @@ Table-driven. Every error case must end with exit status 1 (runtime) or 2 (usage
 signal, print nothing on stdout, and print exactly one line on stderr: "jarvis-capture: ..."
 holding the fragments that make it helpful (the file, interface or value at fault). Besides the
 table: a success case, the summary's singular, a file cut short (its complete packet must
-still reach the -w file), and capture without privilege (run as nobody when we are root).
+still reach the -w file), capture without privilege (run as nobody when we are root), and
+standard output closed by its reader (`capture ... | head`: exit 141 and nothing on stderr,
+as tcpdump killed by SIGPIPE) or full (/dev/full: exit 1, the error says why).
 
 Exit 0 when every case that could run passed, 1 on any failure. A case that cannot run here
 prints "skipped: <case>: <reason>" and the rest still run; 77 only when none could run.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -250,6 +253,44 @@ def run_all(jc, pcaps, scratch):
         report(rc == 0 and err == ["0 packets captured", "14 packets read from file",
                                    "14 packets excluded by filter"],
                name + " with filter 'udp': all 14 excluded", f"exit {rc}, stderr {err}")
+
+    # --- standard output closed by its reader, or full
+    name = "standard output closed or full"
+    if missing := have(["ndpi_bittorrent.pcap"]):
+        skip(name, f"corpus file missing: {missing}")
+    else:
+        src = os.path.join(pcaps, "ndpi_bittorrent.pcap")
+        for args, take in ((["-r", src], "line"), (["-r", src, "-w", "-"], 64)):
+            what = f"capture {' '.join(args[2:]) or 'lines'} | head"
+            r, w = os.pipe()
+            # The smallest pipe (one page): the output (27 KB of lines, 316 KB of pcapng) cannot
+            # fit, so the command is still writing when the reader closes.
+            fcntl.fcntl(r, 1031, 4096)  # F_SETPIPE_SZ
+            p = subprocess.Popen([jc, "capture"] + args, stdout=w, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL)
+            os.close(w)
+            with os.fdopen(r, "rb") as reader:
+                got = reader.readline() if take == "line" else reader.read(take)
+            err = p.stderr.read().decode(errors="replace")
+            try:
+                rc = p.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = None
+            report(rc == 141 and err == "" and len(got) > 0,
+                   f"{what}: exit 141, nothing on stderr",
+                   f"exit {rc}, stderr {err!r}, read {got[:80]!r}")
+        for args in (["-r", src], ["-r", src, "-w", "-"]):
+            what = f"capture {' '.join(args[2:]) or 'lines'} > /dev/full"
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([jc, "capture"] + args, stdout=full, stderr=subprocess.PIPE,
+                                   text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+            lines = p.stderr.splitlines()
+            errors = [l for l in lines if l.startswith(PREFIX)]
+            report(p.returncode == 1 and len(errors) == 1 and lines[-1] == errors[0] and
+                   "standard output" in errors[0] and "No space left on device" in errors[0],
+                   f"{what}: exit 1, the last line says why",
+                   f"exit {p.returncode}, stderr {lines}")
 
     # --- a file cut short: one error naming the truncation, the complete packet kept
     name = "file cut short (ndpi_fuzz-2021-10-13.pcap)"

@@ -14,6 +14,10 @@ Usage: flows_cli_test.py JARVIS_CAPTURE PCAP_DIR GEN_FLOWS
 * Errors (missing file, bad filter, bad --format, both -i and -r, bad number): non-zero exit,
   nothing on stdout, exactly one line on stderr. A file cut short still prints the flows of
   its complete packets, then fails with one line.
+* A closed output: when the reader of standard output goes away (`flows ... | head -1`), the
+  meter stops reading at once (--stats shows fewer packets than the file has), prints nothing
+  more and exits 141, as a process killed by SIGPIPE would; a full disk (/dev/full) is an
+  error: exit 1 and one line that says why.
 * The progress line: absent when stderr is not a terminal, or with --no-progress; present,
   with a percent and "Mpps", when stderr is a terminal (a pty) and the run lasts longer than
   the line's half-second refresh. A 300000-packet file from gen_flows.py is metered in a few
@@ -275,6 +279,43 @@ def test_progress(binary, pcap_dir, gen, tmp):
 
     code, out, err, _ = run_slow_reader(binary, args + ["--no-progress"], stderr_tty=True)
     check(code == 0 and b"Mpps" not in err, f"--no-progress on a pty: stderr {err[:300]!r}")
+    return big
+
+
+def test_output_closed(binary, pcap_dir, big):
+    print("a closed output: `| head -1` stops the meter quietly; a full disk is an error")
+    total = 300000  # packets in `big`
+    for extra in ([], ["--stats"]):
+        p = subprocess.Popen([binary, "flows", "-r", big, "--format", "json",
+                              "--no-progress"] + extra,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        first = p.stdout.readline()
+        p.stdout.close()  # as head does once it has its line
+        err = p.stderr.read().decode(errors="replace")
+        code = p.wait(timeout=TIMEOUT)
+        what = f"| head -1 {' '.join(extra)}".strip()
+        check(code == 141, f"{what}: exit {code}, expected 141; stderr {err[-300:]!r}")
+        try:
+            check(list(json.loads(first)) == FIELDS, f"{what}: first line {first[:200]!r}")
+        except ValueError:
+            check(False, f"{what}: first line is not JSON: {first[:200]!r}")
+        check("jarvis-capture:" not in err, f"{what}: an error line: {err[-300:]!r}")
+        if not extra:
+            check(err == "", f"{what}: stderr {err[-300:]!r}")
+        else:
+            m = re.match(r"(\d+) packets, ", err)
+            if check(m is not None, f"{what}: no statistics line: {err[:300]!r}"):
+                check(int(m.group(1)) < total,
+                      f"{what}: read all {m.group(1)} packets after its reader had gone")
+    good = os.path.join(pcap_dir, "zeek_http_get.pcap")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([binary, "flows", "-r", good, "--format", "json"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    lines = p.stderr.splitlines()
+    check(p.returncode == 1 and len(lines) == 1 and lines[0].startswith("jarvis-capture: ") and
+          "standard output" in lines[0] and "No space left on device" in lines[0],
+          f"/dev/full: exit {p.returncode}, stderr {p.stderr!r}")
 
 
 def main():
@@ -296,7 +337,9 @@ def main():
         test_count(binary, pcap_dir)
         test_filter(binary, pcap_dir)
         test_errors(binary, pcap_dir, tmp)
-        test_progress(binary, pcap_dir, gen, tmp)
+        big = test_progress(binary, pcap_dir, gen, tmp)
+        if big is not None:
+            test_output_closed(binary, pcap_dir, big)
     print(f"{len(failures)} failures" if failures else "PASS")
     sys.exit(1 if failures else 0)
 
