@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -89,6 +90,7 @@ class PrintSink final : public FlowSink {
   void OnFlows(std::span<const FlowRecord> records) override {
     if (!print_ || !ok_) {  // --format none, or the output failed: counted, not printed
       flows_ += records.size();
+      flows_shown_.store(flows_, std::memory_order_relaxed);
       return;
     }
     for (const FlowRecord& r : records) {
@@ -106,6 +108,7 @@ class PrintSink final : public FlowSink {
       out_ += '\n';
       ++flows_;
     }
+    flows_shown_.store(flows_, std::memory_order_relaxed);
     if (out_.size() >= kChunk) Flush();
   }
 
@@ -116,14 +119,16 @@ class PrintSink final : public FlowSink {
         std::fflush(stdout) != 0) {
       ok_ = false;
       error_ = errno;
-      reader_gone_ = StdoutReaderGone();
+      reader_gone_.store(StdoutReaderGone(), std::memory_order_relaxed);
     }
     out_.clear();
     return ok_;
   }
-  uint64_t flows() const { return flows_; }
+  // These two may be read on another thread than the one that prints (--workers, --pipeline:
+  // the metering threads print, under the pipeline's lock).
+  uint64_t flows() const { return flows_shown_.load(std::memory_order_relaxed); }
   // The reader of standard output has gone (see StdoutReaderGone).
-  bool reader_gone() const { return reader_gone_; }
+  bool reader_gone() const { return reader_gone_.load(std::memory_order_relaxed); }
   int error() const { return error_; }
 
  private:
@@ -132,8 +137,9 @@ class PrintSink final : public FlowSink {
   bool print_;
   std::string out_;
   uint64_t flows_ = 0;
+  std::atomic<uint64_t> flows_shown_{0};
   bool ok_ = true;
-  bool reader_gone_ = false;
+  std::atomic<bool> reader_gone_{false};
   int error_ = 0;
 };
 
