@@ -285,7 +285,7 @@ def test_progress(binary, pcap_dir, gen, tmp):
 def test_output_closed(binary, pcap_dir, big):
     print("a closed output: `| head -1` stops the meter quietly; a full disk is an error")
     total = 300000  # packets in `big`
-    for extra in ([], ["--stats"]):
+    for extra in ([], ["--stats"], ["--stats", "--workers", "2"]):
         p = subprocess.Popen([binary, "flows", "-r", big, "--format", "json",
                               "--no-progress"] + extra,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
