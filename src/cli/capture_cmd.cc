@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -114,6 +115,18 @@ int RunCapture(const CaptureArgs& a) {
   auto ts = ParseTimestampSource(a.timestamp_source);
   if (!ts) return Fail(ts.error().message());
   opts.timestamp_source = *ts;
+
+  // Writing over the file being read would destroy it before it is read (tcpdump lets it
+  // happen): refused, before anything is opened for writing.
+  if (from_file && !a.write_file.empty() && a.write_file != "-" && a.read_file != "-") {
+    struct stat in {}, out {};
+    if (::stat(a.read_file.c_str(), &in) == 0 && ::stat(a.write_file.c_str(), &out) == 0 &&
+        in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+      fmt::print(stderr, "jarvis-capture: -w {} is the file being read (-r {}): not overwritten\n",
+                 a.write_file, a.read_file);
+      return 2;
+    }
+  }
 
   auto opened = OpenSource(backend, opts);
   if (!opened) return Fail(opened.error().message());

@@ -9,7 +9,9 @@ holding the fragments that make it helpful (the file, interface or value at faul
 table: a success case, the summary's singular, a file cut short (its complete packet must
 still reach the -w file), capture without privilege (run as nobody when we are root), and
 standard output closed by its reader (`capture ... | head`: exit 141 and nothing on stderr,
-as tcpdump killed by SIGPIPE) or full (/dev/full: exit 1, the error says why).
+as tcpdump killed by SIGPIPE) or full (/dev/full: exit 1, the error says why), -w naming the
+file being read (refused with exit 2, the file left as it was), and `-r -` (standard input:
+the same summary as the file; something else than a capture there is one error line).
 
 Exit 0 when every case that could run passed, 1 on any failure. A case that cannot run here
 prints "skipped: <case>: <reason>" and the rest still run; 77 only when none could run.
@@ -253,6 +255,43 @@ def run_all(jc, pcaps, scratch):
         report(rc == 0 and err == ["0 packets captured", "14 packets read from file",
                                    "14 packets excluded by filter"],
                name + " with filter 'udp': all 14 excluded", f"exit {rc}, stderr {err}")
+
+    # --- -w naming the file -r reads, directly or through a symbolic link: refused
+    name = "-w over the file being read"
+    if missing := have(["zeek_http_get.pcap"]):
+        skip(name, f"corpus file missing: {missing}")
+    else:
+        copy = os.path.join(scratch, "in.pcap")
+        shutil.copy(os.path.join(pcaps, "zeek_http_get.pcap"), copy)
+        link = os.path.join(scratch, "link.pcap")
+        os.symlink(copy, link)
+        with open(copy, "rb") as f:
+            before = f.read()
+        for target in (copy, link):
+            rc, out, err = run([jc, "capture", "-r", copy, "-w", target])
+            judge_error(f"{name} ({os.path.basename(target)})", rc, out, err, 2,
+                        ["-w " + target, "file being read", "not overwritten"])
+            with open(copy, "rb") as f:
+                report(f.read() == before, f"{name} ({os.path.basename(target)}): file unchanged",
+                       "the input file was changed")
+
+    # --- standard input as the file
+    name = "-r - (standard input)"
+    if missing := have(["zeek_http_get.pcap"]):
+        skip(name, f"corpus file missing: {missing}")
+    else:
+        with open(os.path.join(pcaps, "zeek_http_get.pcap"), "rb") as f:
+            p = subprocess.run([jc, "capture", "-r", "-", "-q"], stdin=f, capture_output=True,
+                               text=True, timeout=TIMEOUT)
+        want = ["14 packets captured", "14 packets read from file",
+                "0 packets excluded by filter"]
+        report(p.returncode == 0 and p.stderr.splitlines() == want,
+               f"{name}: exit 0 and the 14-packet summary",
+               f"exit {p.returncode}, stderr {p.stderr!r}")
+        p = subprocess.run([jc, "capture", "-r", "-", "-q"], input="not a capture\n",
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        judge_error(f"{name}, not a capture", p.returncode, p.stdout, p.stderr.splitlines(), 1,
+                    ["standard input", "cannot read capture file"])
 
     # --- standard output closed by its reader, or full
     name = "standard output closed or full"

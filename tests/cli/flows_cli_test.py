@@ -9,6 +9,7 @@ Usage: flows_cli_test.py JARVIS_CAPTURE PCAP_DIR GEN_FLOWS
   (packets = fwd + rev, bytes = fwd + rev, duration = last - first, known state and end reason)
   are checked on every corpus file.
 * -c N meters exactly N packets (batch boundaries included), and all of a shorter file.
+* `-r -` reads standard input: the same flows as from the file, filter included.
 * A BPF filter restricts the flows: `udp` gives only protocol 17, the same UDP flows, counted
   the same, as an unfiltered run.
 * Errors (missing file, bad filter, bad --format, both -i and -r, bad number): non-zero exit,
@@ -177,6 +178,22 @@ def test_filter(binary, pcap_dir):
     check(len(udp) < len(every), "udp: filtered as many flows as unfiltered")
 
 
+def test_stdin(binary, pcap_dir):
+    print("-r -: standard input, the same flows as the file")
+    for name, filt in (("tcpreplay_test.pcap", []), ("ndpi_bittorrent.pcap", ["tcp"])):
+        path = os.path.join(pcap_dir, name)
+        from_file = run(binary, ["-r", path, "--format", "json"] + filt)
+        with open(path, "rb") as f:
+            from_stdin = subprocess.run([binary, "flows", "-r", "-", "--format", "json"] + filt,
+                                        stdin=f, capture_output=True, text=True,
+                                        timeout=TIMEOUT)
+        check(from_stdin.returncode == 0 and from_stdin.stderr == "",
+              f"{name} on stdin: exit {from_stdin.returncode}, stderr {from_stdin.stderr!r}")
+        want = sorted(from_file.stdout.splitlines())
+        check(len(want) > 0 and sorted(from_stdin.stdout.splitlines()) == want,
+              f"{name} on stdin {filt}: other flows than from the file")
+
+
 def test_errors(binary, pcap_dir, tmp):
     print("errors: one line on stderr, non-zero exit")
     good = os.path.join(pcap_dir, "zeek_http_get.pcap")
@@ -336,6 +353,7 @@ def main():
         test_formats(binary, pcap_dir, corpus)
         test_count(binary, pcap_dir)
         test_filter(binary, pcap_dir)
+        test_stdin(binary, pcap_dir)
         test_errors(binary, pcap_dir, tmp)
         big = test_progress(binary, pcap_dir, gen, tmp)
         if big is not None:

@@ -299,9 +299,17 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
   if (options.replay_speed < 0) {
     return MakeError(ErrorCode::kInvalidArgument, "replay speed must be 0 or positive");
   }
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
-  if (S_ISDIR(st.st_mode)) return MakeError(ErrorCode::kInvalidArgument, path + ": is a directory");
+  // "-" is standard input, as for tcpdump (`ssh sensor tcpdump -w - | jarvis-capture flows -r
+  // -`); libpcap reads it, as it reads any file that is not a regular one (a FIFO).
+  const bool from_stdin = path == "-";
+  const std::string name = from_stdin ? "standard input" : path;
+  struct stat st {};
+  if (!from_stdin) {
+    if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
+    if (S_ISDIR(st.st_mode)) {
+      return MakeError(ErrorCode::kInvalidArgument, path + ": is a directory");
+    }
+  }
 
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   PcapHandle p(
@@ -310,11 +318,11 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
     // libpcap's messages for unreadable files already name the problem ("unknown file
     // format", "unsupported pcap savefile version 1.0").
     ErrorCode code = ErrorCode::kCorruptData;
-    if (::access(path.c_str(), R_OK) != 0) code = ErrorCode::kPermissionDenied;
-    return MakeError(code, path + ": cannot read capture file: " + errbuf);
+    if (!from_stdin && ::access(path.c_str(), R_OK) != 0) code = ErrorCode::kPermissionDenied;
+    return MakeError(code, name + ": cannot read capture file: " + errbuf);
   }
 
-  if (!options.force_libpcap_reader && S_ISREG(st.st_mode)) {
+  if (!options.force_libpcap_reader && !from_stdin && S_ISREG(st.st_mode)) {
     uint8_t header[24] = {};
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd && ::pread(fd.get(), header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
@@ -324,7 +332,7 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
       return Finish(FastReader(std::move(*fast), std::move(p)), path, options);
     }
   }
-  return Finish(LibpcapReader(std::move(p), path, st.st_size), path, options);
+  return Finish(LibpcapReader(std::move(p), name, st.st_size), name, options);
 }
 
 }  // namespace jarvis
