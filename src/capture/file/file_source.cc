@@ -299,8 +299,8 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
   if (options.replay_speed < 0) {
     return MakeError(ErrorCode::kInvalidArgument, "replay speed must be 0 or positive");
   }
-  // "-" is standard input, as for tcpdump (`ssh sensor tcpdump -w - | jarvis-capture flows -r
-  // -`); libpcap reads it, as it reads any file that is not a regular one (a FIFO).
+  // "-" is standard input, as for tcpdump (`zcat old.pcap.gz | jarvis-capture flows -r -`);
+  // libpcap reads it, as it reads any file that is not a regular one (a FIFO).
   const bool from_stdin = path == "-";
   const std::string name = from_stdin ? "standard input" : path;
   struct stat st {};
