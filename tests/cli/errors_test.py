@@ -11,7 +11,8 @@ still reach the -w file), capture without privilege (run as nobody when we are r
 standard output closed by its reader (`capture ... | head`: exit 141 and nothing on stderr,
 as tcpdump killed by SIGPIPE) or full (/dev/full: exit 1, the error says why), -w naming the
 file being read (refused with exit 2, the file left as it was), and `-r -` (standard input:
-the same summary as the file; something else than a capture there is one error line).
+the same summary as the file; something else than a capture there, or a terminal, is one
+error line).
 
 Exit 0 when every case that could run passed, 1 on any failure. A case that cannot run here
 prints "skipped: <case>: <reason>" and the rest still run; 77 only when none could run.
@@ -292,6 +293,18 @@ def run_all(jc, pcaps, scratch):
                            capture_output=True, text=True, timeout=TIMEOUT)
         judge_error(f"{name}, not a capture", p.returncode, p.stdout, p.stderr.splitlines(), 1,
                     ["standard input", "cannot read capture file"])
+        # A terminal on standard input: an error at once, not a wait for keyboard input.
+        master, slave = os.openpty()
+        try:
+            p = subprocess.run([jc, "capture", "-r", "-", "-q"], stdin=slave,
+                               capture_output=True, text=True, timeout=TIMEOUT)
+            judge_error(f"{name}, a terminal", p.returncode, p.stdout, p.stderr.splitlines(), 1,
+                        ["-r -", "terminal"])
+        except subprocess.TimeoutExpired:
+            report(False, f"{name}, a terminal", "waited for input on the terminal")
+        finally:
+            os.close(slave)
+            os.close(master)
 
     # --- standard output closed by its reader, or full
     name = "standard output closed or full"

@@ -304,6 +304,11 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
   const bool from_stdin = path == "-";
   const std::string name = from_stdin ? "standard input" : path;
   struct stat st {};
+  if (from_stdin && ::isatty(STDIN_FILENO)) {
+    // libpcap would wait for a capture typed at the keyboard.
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "-r -: standard input is a terminal; pipe a capture into it");
+  }
   if (!from_stdin) {
     if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, path);
     if (S_ISDIR(st.st_mode)) {
