@@ -12,13 +12,14 @@ standard output closed by its reader (`capture ... | head`: exit 141 and nothing
 as tcpdump killed by SIGPIPE) or full (/dev/full: exit 1, the error says why), -w naming the
 file being read (refused with exit 2, the file left as it was), and `-r -` (standard input:
 the same summary as the file; something else than a capture there, or a terminal, is one
-error line).
+error line), and a gzip-compressed file (the error says how to read it).
 
 Exit 0 when every case that could run passed, 1 on any failure. A case that cannot run here
 prints "skipped: <case>: <reason>" and the rest still run; 77 only when none could run.
 """
 
 import fcntl
+import gzip
 import os
 import shutil
 import subprocess
@@ -293,6 +294,14 @@ def run_all(jc, pcaps, scratch):
                            capture_output=True, text=True, timeout=TIMEOUT)
         judge_error(f"{name}, not a capture", p.returncode, p.stdout, p.stderr.splitlines(), 1,
                     ["standard input", "cannot read capture file"])
+        # A compressed capture: the error says so and how to read it.
+        gz = os.path.join(scratch, "http.pcap.gz")
+        with open(os.path.join(pcaps, "zeek_http_get.pcap"), "rb") as f, \
+                gzip.open(gz, "wb") as out:
+            out.write(f.read())
+        rc, out, err = run([jc, "capture", "-r", gz])
+        judge_error(f"{name}: a gzip-compressed file", rc, out, err, 1,
+                    [gz, "gzip-compressed", f"gzip -dc {gz} | jarvis-capture ... -r -"])
         # A terminal on standard input: an error at once, not a wait for keyboard input.
         master, slave = os.openpty()
         try:

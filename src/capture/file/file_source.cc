@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "capture/file/pcap_fast_reader.h"
@@ -291,6 +293,22 @@ Result<std::unique_ptr<CaptureSource>> Finish(Reader reader, const std::string& 
   return std::unique_ptr<CaptureSource>(std::move(src));
 }
 
+// The compressor whose magic number starts the file, or "": captures are often kept
+// compressed, and libpcap only says "unknown file format" about them.
+std::string_view Compressor(const std::string& path) {
+  uint8_t m[6] = {};
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd || ::pread(fd.get(), m, sizeof m, 0) != static_cast<ssize_t>(sizeof m)) return "";
+  if (m[0] == 0x1F && m[1] == 0x8B) return "gzip";
+  if (m[0] == 0x28 && m[1] == 0xB5 && m[2] == 0x2F && m[3] == 0xFD) return "zstd";
+  if (m[0] == 0xFD && m[1] == '7' && m[2] == 'z' && m[3] == 'X' && m[4] == 'Z' && m[5] == 0) {
+    return "xz";
+  }
+  if (m[0] == 'B' && m[1] == 'Z' && m[2] == 'h') return "bzip2";
+  if (m[0] == 0x04 && m[1] == 0x22 && m[2] == 0x4D && m[3] == 0x18) return "lz4";
+  return "";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& options) {
@@ -324,7 +342,14 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
     // format", "unsupported pcap savefile version 1.0").
     ErrorCode code = ErrorCode::kCorruptData;
     if (!from_stdin && ::access(path.c_str(), R_OK) != 0) code = ErrorCode::kPermissionDenied;
-    return MakeError(code, name + ": cannot read capture file: " + errbuf);
+    std::string hint;
+    if (!from_stdin) {
+      if (std::string_view tool = Compressor(path); !tool.empty()) {
+        const std::string t(tool);
+        hint = " (it is " + t + "-compressed: " + t + " -dc " + path + " | jarvis-capture ... -r -)";
+      }
+    }
+    return MakeError(code, name + ": cannot read capture file: " + errbuf + hint);
   }
 
   if (!options.force_libpcap_reader && !from_stdin && S_ISREG(st.st_mode)) {
