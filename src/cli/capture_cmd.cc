@@ -39,6 +39,9 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
   cmd->add_flag("--immediate", a.immediate, "Deliver each packet at once (no block batching)");
   cmd->add_flag("-p,--no-promiscuous-mode", a.no_promiscuous, "Do not enter promiscuous mode");
   cmd->add_flag("-q,--quiet", a.quiet, "Print no line per packet");
+  cmd->add_flag("-l,--line-buffered", a.line_buffered,
+                "Line-buffer standard output, as tcpdump -l: each packet's line goes out as it "
+                "is printed, also into a pipe (capture -i eth0 -l | grep ...)");
   cmd->add_flag("-v,--verbose", a.verbose, "Print decoder counters in the summary");
   cmd->add_option("--speed", a.speed,
                   "With -r: replay at this multiple of the recorded pace (0: as fast as "
@@ -76,6 +79,8 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int RunCapture(const CaptureArgs& a) {
+  // Before anything is written to standard output. (Line-buffered on a terminal anyway.)
+  if (a.line_buffered) std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const bool from_file = !a.read_file.empty();
   if (from_file == !a.interface.empty()) {
     fmt::print(stderr, "jarvis-capture: capture needs exactly one of -i INTERFACE or -r FILE\n");

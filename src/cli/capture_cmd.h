@@ -22,6 +22,7 @@ struct CaptureArgs {
   bool immediate = false;
   bool no_promiscuous = false;  // -p
   bool quiet = false;           // -q: no per-packet lines
+  bool line_buffered = false;   // -l: standard output line-buffered, as tcpdump -l
   bool verbose = false;         // -v: decode counters in the summary
   double speed = 0;             // --speed: 0 as fast as possible, 1 recorded pace
   std::vector<std::string> filter_words;

@@ -70,11 +70,14 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
 
 namespace {
 
-// Formats records as they finish and writes them to standard output in large chunks.
+// Formats records as they finish and writes them to standard output: from a file in large
+// chunks, live as they come (each batch of finished flows is written at once, so that a
+// terminal, `| jq` or a log shipper sees a flow when it ends, not a megabyte later).
 class PrintSink final : public FlowSink {
  public:
-  // `print` false: records are only counted (--format none).
-  PrintSink(FlowFormat format, bool print) : format_(format), print_(print) {
+  // `print` false: records are only counted (--format none). `prompt`: write every batch.
+  PrintSink(FlowFormat format, bool print, bool prompt)
+      : format_(format), print_(print), prompt_(prompt) {
     if (!print_) return;
     out_.reserve(kChunk + 4096);
     if (format_ == FlowFormat::kCsv) {
@@ -84,6 +87,7 @@ class PrintSink final : public FlowSink {
       out_ += FlowTableHeader();
       out_ += '\n';
     }
+    if (prompt_) Flush();  // the header, before the first flow ends
   }
   ~PrintSink() override { Flush(); }
 
@@ -109,7 +113,7 @@ class PrintSink final : public FlowSink {
       ++flows_;
     }
     flows_shown_.store(flows_, std::memory_order_relaxed);
-    if (out_.size() >= kChunk) Flush();
+    if (prompt_ || out_.size() >= kChunk) Flush();
   }
 
   // False once writing failed; error() says why.
@@ -135,6 +139,7 @@ class PrintSink final : public FlowSink {
   static constexpr size_t kChunk = 1 << 20;
   FlowFormat format_;
   bool print_;
+  bool prompt_;
   std::string out_;
   uint64_t flows_ = 0;
   std::atomic<uint64_t> flows_shown_{0};
@@ -250,7 +255,7 @@ int RunFlows(const FlowsArgs& a) {
     exporters.push_back(std::move(*exporter));
   }
   // The printer is made after the exporters, so a bad URL prints no table header first.
-  PrintSink sink(format, a.format != "none");
+  PrintSink sink(format, a.format != "none", /*prompt=*/!from_file);
   TeeSink tee;
   tee.Add(&sink);
   for (auto& e : exporters) tee.Add(e.get());
