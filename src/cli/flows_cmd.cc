@@ -271,7 +271,10 @@ int RunFlows(const FlowsArgs& a) {
   const auto active_flows = [&] {
     return inline_worker ? inline_worker->table().active_flows() : pipeline->active_flows();
   };
-  ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO));
+  // Not when the flows themselves go to a terminal: their lines would land in the middle of
+  // the progress line, and they show the progress anyway.
+  ProgressLine progress(!a.no_progress && ::isatty(STDERR_FILENO) &&
+                        (a.format == "none" || !::isatty(STDOUT_FILENO)));
 
   StopOnSignals(&src);
   PacketBatch batch;

@@ -19,7 +19,8 @@ Usage: flows_cli_test.py JARVIS_CAPTURE PCAP_DIR GEN_FLOWS
   meter stops reading at once (--stats shows fewer packets than the file has), prints nothing
   more and exits 141, as a process killed by SIGPIPE would; a full disk (/dev/full) is an
   error: exit 1 and one line that says why.
-* The progress line: absent when stderr is not a terminal, or with --no-progress; present,
+* The progress line: absent when stderr is not a terminal, with --no-progress, or when the
+  flows go to the same terminal (their lines would land in the middle of it); present,
   with a percent and "Mpps", when stderr is a terminal (a pty) and the run lasts longer than
   the line's half-second refresh. A 300000-packet file from gen_flows.py is metered in a few
   tens of milliseconds, so the run is made to last by reading its standard output slowly
@@ -296,6 +297,29 @@ def test_progress(binary, pcap_dir, gen, tmp):
 
     code, out, err, _ = run_slow_reader(binary, args + ["--no-progress"], stderr_tty=True)
     check(code == 0 and b"Mpps" not in err, f"--no-progress on a pty: stderr {err[:300]!r}")
+
+    # The flows and stderr on one terminal: no progress line in the middle of their lines.
+    master, slave = os.openpty()
+    p = subprocess.Popen([binary, "flows"] + args, stdout=slave, stderr=slave,
+                         stdin=subprocess.DEVNULL)
+    os.close(slave)
+    time.sleep(1.5)  # the child fills the terminal and blocks, as before a slow reader
+    both = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO once the child is gone
+            break
+        if not chunk:
+            break
+        both.extend(chunk)
+    code = p.wait(timeout=TIMEOUT)
+    os.close(master)
+    lines = both.count(b"\n")
+    has_progress = b"Mpps" in both
+    check(code == 0 and lines >= records and not has_progress,
+          f"flows and stderr on one pty: exit {code}, {lines} lines, "
+          f"a progress line: {has_progress}")
     return big
 
 
