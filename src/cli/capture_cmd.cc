@@ -39,6 +39,9 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
   cmd->add_flag("--immediate", a.immediate, "Deliver each packet at once (no block batching)");
   cmd->add_flag("-p,--no-promiscuous-mode", a.no_promiscuous, "Do not enter promiscuous mode");
   cmd->add_flag("-q,--quiet", a.quiet, "Print no line per packet");
+  cmd->add_flag("-U,--packet-buffered", a.packet_buffered,
+                "With -w: write each batch of packets out as it is captured, as tcpdump -U "
+                "(capture -i eth0 -U -w - | tshark -r -)");
   cmd->add_flag("-l,--line-buffered", a.line_buffered,
                 "Line-buffer standard output, as tcpdump -l: each packet's line goes out as it "
                 "is printed, also into a pipe (capture -i eth0 -l | grep ...)");
@@ -192,6 +195,12 @@ int RunCapture(const CaptureArgs& a) {
           if (!output_closed) failure = Error::FromErrno(errno, "writing standard output");
           break;
         }
+      }
+    }
+    if (a.packet_buffered && writer && !failure && !output_closed) {
+      if (auto st = writer->Flush(); !st) {
+        output_closed = a.write_file == "-" && StdoutReaderGone();
+        if (!output_closed) failure = st.error();
       }
     }
     return !failure && !output_closed && (a.count == 0 || taken < a.count);

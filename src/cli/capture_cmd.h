@@ -23,6 +23,7 @@ struct CaptureArgs {
   bool no_promiscuous = false;  // -p
   bool quiet = false;           // -q: no per-packet lines
   bool line_buffered = false;   // -l: standard output line-buffered, as tcpdump -l
+  bool packet_buffered = false; // -U: the -w file written out after every batch, as tcpdump -U
   bool verbose = false;         // -v: decode counters in the summary
   double speed = 0;             // --speed: 0 as fast as possible, 1 recorded pace
   std::vector<std::string> filter_words;

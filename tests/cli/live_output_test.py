@@ -13,6 +13,9 @@ its own that the capture filter selects.
 * The same on a terminal (a pty) with `--format csv`: the header, then a record.
 * `capture -i lo -l FILTER` into a pipe: a packet's line arrives while it runs (tcpdump's
   -l). Without -l a pipe gets lines a few KiB at a time, as from tcpdump: not asserted.
+* `capture -i lo -U -w - FILTER` into a pipe: a pcapng section with an Enhanced Packet Block
+  holding one of our datagrams arrives while it runs (tcpdump's -U); without -U the writer's
+  256 KiB buffer would hold it.
 * Each run then stops cleanly on SIGINT (exit 0).
 
 "While running" is checked by the order of events, not by a duration: the line must be read
@@ -66,10 +69,27 @@ def send_datagrams(port0, count=20):
         s.close()
 
 
-def run_live(binary, args, on_pty, wanted_lines, port0):
+def epb_payloads(data):
+    """The packet data of each Enhanced Packet Block in a little-endian pcapng byte string
+    (complete blocks only)."""
+    out, off = [], 0
+    while off + 12 <= len(data):
+        btype = int.from_bytes(data[off:off + 4], "little")
+        blen = int.from_bytes(data[off + 4:off + 8], "little")
+        if blen < 12 or off + blen > len(data):
+            break
+        if btype == 6 and blen >= 32:
+            caplen = int.from_bytes(data[off + 20:off + 24], "little")
+            out.append(data[off + 28:off + 28 + caplen])
+        off += blen
+    return out
+
+
+def run_live(binary, args, on_pty, wanted_lines, port0, done=None):
     """Starts `binary args`, sends the datagrams once it listens, reads its standard output
-    until `wanted_lines` lines came or WAIT passed, then sends SIGINT. Returns (lines read
-    before SIGINT, exit status)."""
+    until `wanted_lines` lines came (or `done(data)` holds) or WAIT passed, then sends SIGINT.
+    Returns (lines read before SIGINT, exit status, stderr); with `done`, the bytes instead of
+    the lines."""
     if on_pty:
         master, slave = pty.openpty()
         p = subprocess.Popen([binary] + args, stdout=slave, stderr=subprocess.PIPE,
@@ -95,7 +115,8 @@ def run_live(binary, args, on_pty, wanted_lines, port0):
     sender.start()
     data = b""
     deadline = time.monotonic() + WAIT
-    while data.count(b"\n") < wanted_lines and time.monotonic() < deadline:
+    finished = done if done is not None else (lambda d: d.count(b"\n") >= wanted_lines)
+    while not finished(data) and time.monotonic() < deadline:
         ready, _, _ = select.select([out_fd], [], [], 0.2)
         if not ready:
             if p.poll() is not None:
@@ -108,7 +129,7 @@ def run_live(binary, args, on_pty, wanted_lines, port0):
         if not chunk:
             break
         data += chunk
-    lines = data.decode(errors="replace").splitlines()
+    lines = data if done is not None else data.decode(errors="replace").splitlines()
     p.send_signal(signal.SIGINT)
     try:
         code = p.wait(timeout=30)
@@ -159,6 +180,17 @@ def main():
         dst_port = lines[0].split("> 127.0.0.1.", 1)[-1].split(":", 1)[0]
         check(dst_port.isdigit() and port0 <= int(dst_port) < port0 + 20 and "UDP" in lines[0],
               f"the line is one of our datagrams: {lines[0][:200]!r}")
+    check(code == 0, f"exit {code} after SIGINT")
+
+    print("capture -i lo -U -w - into a pipe: a packet block while it runs")
+    marker = b"jarvis-live-output-test"
+    data, code, err = run_live(binary, ["capture", "-i", "lo", "-U", "-w", "-"] + filt,
+                               on_pty=False, wanted_lines=0, port0=port0,
+                               done=lambda d: any(marker in b for b in epb_payloads(d)))
+    check(data[:4] == bytes.fromhex("0a0d0d0a"), f"a pcapng section header first: {data[:8]!r}")
+    check(any(marker in b for b in epb_payloads(data)),
+          f"an Enhanced Packet Block with our datagram before SIGINT ({len(data)} bytes, "
+          f"stderr {err[-300:]!r})")
     check(code == 0, f"exit {code} after SIGINT")
 
     print(f"{len(failures)} failures" if failures else "PASS")
