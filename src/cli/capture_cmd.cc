@@ -173,6 +173,13 @@ int RunCapture(const CaptureArgs& a) {
   uint64_t taken = 0;
   std::optional<Error> failure;
   bool output_closed = false;  // the reader of standard output has gone (StdoutReaderGone)
+  // A write that failed: to standard output whose reader has gone, capture just ends;
+  // anything else is an error.
+  auto write_failed = [&](bool to_stdout, Error error) {
+    output_closed = to_stdout && StdoutReaderGone();
+    if (!output_closed) failure = std::move(error);
+  };
+  const bool writer_on_stdout = a.write_file == "-";
   bool at_end = false;
   // Writes and prints the batch's packets; false when capture should end (the count is
   // reached, or writing failed).
@@ -182,8 +189,7 @@ int RunCapture(const CaptureArgs& a) {
       ++taken;
       if (writer) {
         if (auto st = writer->WritePacket(pkt, if_id); !st) {
-          output_closed = a.write_file == "-" && StdoutReaderGone();
-          if (!output_closed) failure = st.error();
+          write_failed(writer_on_stdout, st.error());
           break;
         }
       }
@@ -191,17 +197,13 @@ int RunCapture(const CaptureArgs& a) {
         DecodeResult r = Decode(batch.link_type(), pkt, meta, counters);
         // stdio reports a failed write when its buffer is flushed, at some later line.
         if (print_lines && std::puts(FormatPacketLine(pkt, meta, r).c_str()) == EOF) {
-          output_closed = StdoutReaderGone();
-          if (!output_closed) failure = Error::FromErrno(errno, "writing standard output");
+          write_failed(true, Error::FromErrno(errno, "writing standard output"));
           break;
         }
       }
     }
     if (a.packet_buffered && writer && !failure && !output_closed) {
-      if (auto st = writer->Flush(); !st) {
-        output_closed = a.write_file == "-" && StdoutReaderGone();
-        if (!output_closed) failure = st.error();
-      }
+      if (auto st = writer->Flush(); !st) write_failed(writer_on_stdout, st.error());
     }
     return !failure && !output_closed && (a.count == 0 || taken < a.count);
   };
@@ -225,19 +227,11 @@ int RunCapture(const CaptureArgs& a) {
 
   if (writer) {
     if (auto st = writer->Close(); !st && !failure && !output_closed) {
-      if (a.write_file == "-" && StdoutReaderGone()) {
-        output_closed = true;
-      } else {
-        failure = st.error();
-      }
+      write_failed(writer_on_stdout, st.error());
     }
   }
   if (std::fflush(stdout) != 0 && !failure && !output_closed) {
-    if (StdoutReaderGone()) {
-      output_closed = true;
-    } else {
-      failure = Error::FromErrno(errno, "writing standard output");
-    }
+    write_failed(true, Error::FromErrno(errno, "writing standard output"));
   }
   if (output_closed) return kExitOutputClosed;  // as tcpdump's `| head`: nothing more to say
 
