@@ -28,6 +28,9 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
       "flows", "Meter packets into bidirectional flows and print the finished flows");
   cmd->add_option("-i,--interface", a.interface, "Interface to capture on");
   cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
+  cmd->add_flag("-n", a.numeric,
+                "Accepted as tcpdump's -n/-nn (-nr FILE, -ni IFACE): addresses and ports are "
+                "always printed as numbers");
   cmd->add_option("--backend", a.backend,
                   "Capture backend (default: libpcap for -i, file for -r)");
   cmd->add_option("--format", a.format,

@@ -246,6 +246,18 @@ def run_all(jc, pcaps, scratch):
                 "0 packets excluded by filter"]
         report(rc == 0 and err == want and out == "", name + ": exit 0 and the 14-packet summary",
                f"exit {rc}, stderr {err}, stdout {out[:200]!r}")
+        # The packet line README.md shows, word for word (times are local: UTC here).
+        p = subprocess.run([jc, "capture", "-r", good, "-c", "1"], capture_output=True,
+                           text=True, timeout=TIMEOUT, env=dict(os.environ, TZ="UTC"))
+        line = ("21:42:06.869344000 IPv4 141.142.228.5.59856 > 192.150.187.43.80: TCP [SYN], "
+                "length 64")
+        report(p.returncode == 0 and p.stdout.splitlines() == [line],
+               "the first packet's line is README's example", f"stdout {p.stdout!r}")
+        for habit in (["-nr", good], ["-nn", "-r", good], ["-nnr", good]):
+            rc, out, err = run([jc, "capture"] + habit + ["-q"])
+            report(rc == 0 and err == want and out == "",
+                   f"tcpdump's habit {' '.join(habit[:-1])}: accepted, the same summary",
+                   f"exit {rc}, stderr {err}")
         rc, out, err = run([jc, "capture", "-r", good, "-q", "-c", "1"])
         report(rc == 0 and err == ["1 packet captured"], name + " -c 1: '1 packet captured'",
                f"exit {rc}, stderr {err}")
