@@ -80,6 +80,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // A first word that is no command: say so, rather than CLI11's "A subcommand is required".
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string names;
+      bool known = false;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known = known || sub->check_name(argv[1]);
+        names += names.empty() ? "" : ", ";
+        names += sub->get_name();
+      }
+      if (!known) {
+        fmt::print(stderr, "jarvis-capture: unknown command '{}' (commands: {})\n", argv[1],
+                   names);
+        return 2;
+      }
+    }
     // One line, like every other error (CLI11's own printer adds a second "Run with --help").
     fmt::print(stderr, "jarvis-capture: {} (see --help)\n", e.what());
     return 2;

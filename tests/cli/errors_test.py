@@ -218,6 +218,11 @@ def run_all(jc, pcaps, scratch):
         rc, out, err = run([jc, "capture"] + [subst(a) for a in args])
         judge_error(name, rc, out, err, want_rc, [subst(f) for f in fragments])
 
+    # --- a mistyped command: named, with the commands there are
+    rc, out, err = run([jc, "capturee", "-r", "x.pcap"])
+    judge_error("unknown command", rc, out, err, 2,
+                ["unknown command 'capturee'", "capture", "flows", "serve"])
+
     # --- hardware timestamps on loopback: refused with the reason, before any capture starts.
     name = "hardware timestamps on lo"
     if not privileged:
