@@ -24,9 +24,10 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
       "capture", "Capture packets from an interface or a file, print them or write pcapng");
   cmd->add_option("-i,--interface", a.interface, "Interface to capture on");
   cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
-  cmd->add_flag("-n", a.numeric,
-                "Accepted as tcpdump's -n/-nn (-nr FILE, -ni IFACE): addresses and ports are "
-                "always printed as numbers");
+  // Nothing to bind: there are no names to resolve.
+  cmd->add_flag("-n")->description(
+      "Accepted as tcpdump's -n/-nn (-nr FILE, -ni IFACE): addresses and ports are always "
+      "printed as numbers");
   cmd->add_option("-w,--write", a.write_file, "Write packets to a pcapng file ('-' for stdout)");
   cmd->add_option("-s,--snaplen", a.snaplen, "Bytes to keep of each packet (0: all)");
   cmd->add_option("-B,--buffer-size", a.buffer_kib, "Kernel buffer size in KiB");

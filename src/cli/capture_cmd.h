@@ -10,7 +10,6 @@
 namespace jarvis::cli {
 
 struct CaptureArgs {
-  int numeric = 0;  // -n, -nn: accepted from tcpdump habit; names are never resolved
   std::string interface;       // -i
   std::string read_file;       // -r
   std::string write_file;      // -w ("-" is standard output)

@@ -28,9 +28,10 @@ CLI::App* AddFlowsCommand(CLI::App& app, FlowsArgs& a) {
       "flows", "Meter packets into bidirectional flows and print the finished flows");
   cmd->add_option("-i,--interface", a.interface, "Interface to capture on");
   cmd->add_option("-r,--read", a.read_file, "Read packets from a pcap or pcapng file");
-  cmd->add_flag("-n", a.numeric,
-                "Accepted as tcpdump's -n/-nn (-nr FILE, -ni IFACE): addresses and ports are "
-                "always printed as numbers");
+  // Nothing to bind: there are no names to resolve.
+  cmd->add_flag("-n")->description(
+      "Accepted as tcpdump's -n/-nn (-nr FILE, -ni IFACE): addresses and ports are always "
+      "printed as numbers");
   cmd->add_option("--backend", a.backend,
                   "Capture backend (default: libpcap for -i, file for -r)");
   cmd->add_option("--format", a.format,
@@ -95,11 +96,10 @@ class PrintSink final : public FlowSink {
   ~PrintSink() override { Flush(); }
 
   void OnFlows(std::span<const FlowRecord> records) override {
-    if (!print_ || !ok_) {  // --format none, or the output failed: counted, not printed
-      flows_ += records.size();
-      flows_shown_.store(flows_, std::memory_order_relaxed);
-      return;
-    }
+    // One writer at a time (the printing thread, or the pipeline's lock): load and store.
+    flows_.store(flows_.load(std::memory_order_relaxed) + records.size(),
+                 std::memory_order_relaxed);
+    if (!print_ || !ok_) return;  // --format none, or the output failed: counted, not printed
     for (const FlowRecord& r : records) {
       switch (format_) {
         case FlowFormat::kJson:
@@ -113,9 +113,7 @@ class PrintSink final : public FlowSink {
           break;
       }
       out_ += '\n';
-      ++flows_;
     }
-    flows_shown_.store(flows_, std::memory_order_relaxed);
     if (prompt_ || out_.size() >= kChunk) Flush();
   }
 
@@ -133,7 +131,7 @@ class PrintSink final : public FlowSink {
   }
   // These two may be read on another thread than the one that prints (--workers, --pipeline:
   // the metering threads print, under the pipeline's lock).
-  uint64_t flows() const { return flows_shown_.load(std::memory_order_relaxed); }
+  uint64_t flows() const { return flows_.load(std::memory_order_relaxed); }
   // The reader of standard output has gone (see StdoutReaderGone).
   bool reader_gone() const { return reader_gone_.load(std::memory_order_relaxed); }
   int error() const { return error_; }
@@ -144,8 +142,7 @@ class PrintSink final : public FlowSink {
   bool print_;
   bool prompt_;
   std::string out_;
-  uint64_t flows_ = 0;
-  std::atomic<uint64_t> flows_shown_{0};
+  std::atomic<uint64_t> flows_{0};
   bool ok_ = true;
   std::atomic<bool> reader_gone_{false};
   int error_ = 0;

@@ -12,7 +12,6 @@
 namespace jarvis::cli {
 
 struct FlowsArgs {
-  int numeric = 0;  // -n, -nn: accepted from tcpdump habit; names are never resolved
   std::string interface;
   std::string read_file;
   std::string backend;

@@ -562,9 +562,9 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
     }
     idx = Insert(key, hash, ts);
     Entry& e = entries_[idx];
-    // The sender is the initiator, unless it answers a SYN we never saw.
+    // The sender is the initiator, unless it answers a SYN we never saw (flags: 0 unless TCP).
     e.initiator = static_cast<uint8_t>(
-        tcp && (flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck) ? 1 - side : side);
+        (flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck) ? 1 - side : side);
   }
 
   Entry& e = entries_[idx];

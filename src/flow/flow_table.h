@@ -173,7 +173,7 @@ class FlowTable {
   Links* links_;     // each entry's list links, apart from the entries (see flow_table.cc)
   uint64_t* index_;  // 0 empty, else hash tag << 32 | (entry + 1)
   uint32_t index_mask_;
-  uint32_t free_head_;   // recycled entries, linked through Entry::next
+  uint32_t free_head_;   // recycled entries, linked through links_[i].next
   uint32_t next_fresh_;  // entries at and after this one were never used
   uint32_t used_ = 0;
   ListHead lru_;     // unfinished flows (CLOSED ones await the last ACK), most recent first
