@@ -293,12 +293,18 @@ Result<std::unique_ptr<CaptureSource>> Finish(Reader reader, const std::string& 
   return std::unique_ptr<CaptureSource>(std::move(src));
 }
 
+// Reads the first `n` bytes of the file at `path` into `out`; false when it has fewer or
+// cannot be read.
+bool ReadFirstBytes(const std::string& path, uint8_t* out, size_t n) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  return fd && ::pread(fd.get(), out, n, 0) == static_cast<ssize_t>(n);
+}
+
 // The compressor whose magic number starts the file, or "": captures are often kept
 // compressed, and libpcap only says "unknown file format" about them.
 std::string_view Compressor(const std::string& path) {
   uint8_t m[6] = {};
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd || ::pread(fd.get(), m, sizeof m, 0) != static_cast<ssize_t>(sizeof m)) return "";
+  if (!ReadFirstBytes(path, m, sizeof m)) return "";
   if (m[0] == 0x1F && m[1] == 0x8B) return "gzip";
   if (m[0] == 0x28 && m[1] == 0xB5 && m[2] == 0x2F && m[3] == 0xFD) return "zstd";
   if (m[0] == 0xFD && m[1] == '7' && m[2] == 'z' && m[3] == 'X' && m[4] == 'Z' && m[5] == 0) {
@@ -354,8 +360,7 @@ Result<std::unique_ptr<CaptureSource>> OpenFileSource(const SourceOptions& optio
 
   if (!options.force_libpcap_reader && !from_stdin && S_ISREG(st.st_mode)) {
     uint8_t header[24] = {};
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd && ::pread(fd.get(), header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+    if (ReadFirstBytes(path, header, sizeof header) &&
         PcapFastReader::CanRead(header, sizeof header)) {
       auto fast = PcapFastReader::Open(path);
       if (!fast) return std::unexpected(fast.error());
