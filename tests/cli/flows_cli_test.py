@@ -227,6 +227,21 @@ def test_errors(binary, pcap_dir, tmp):
           f"cut-short file: stderr {p.stderr!r}")
 
 
+def read_pty(master):
+    """Everything the other side of a pty writes, until it is closed by the last holder of the
+    slave (Linux then fails the read with EIO)."""
+    data = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data.extend(chunk)
+    return bytes(data)
+
+
 def run_slow_reader(binary, args, stderr_tty):
     """Runs flows with stdout read only after 1.5 s, stderr on a pty or a pipe; returns
     (exit status, stdout bytes, stderr bytes, seconds)."""
@@ -241,18 +256,7 @@ def run_slow_reader(binary, args, stderr_tty):
     err = bytearray()
     if stderr_tty:
         os.close(slave)
-
-        def drain_pty():
-            while True:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO once the child, the last holder of the slave, is gone
-                    break
-                if not chunk:
-                    break
-                err.extend(chunk)
-
-        reader = threading.Thread(target=drain_pty, daemon=True)
+        reader = threading.Thread(target=lambda: err.extend(read_pty(master)), daemon=True)
     else:
         reader = threading.Thread(target=lambda: err.extend(p.stderr.read()), daemon=True)
     reader.start()
@@ -304,15 +308,7 @@ def test_progress(binary, pcap_dir, gen, tmp):
                          stdin=subprocess.DEVNULL)
     os.close(slave)
     time.sleep(1.5)  # the child fills the terminal and blocks, as before a slow reader
-    both = bytearray()
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO once the child is gone
-            break
-        if not chunk:
-            break
-        both.extend(chunk)
+    both = read_pty(master)
     code = p.wait(timeout=TIMEOUT)
     os.close(master)
     lines = both.count(b"\n")
