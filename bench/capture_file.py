@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import hostinfo
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "..", "shared", "tools", "gen_flows.py")
 
@@ -66,7 +68,7 @@ def main():
          ["tcpdump", "-r", src, "-w", "/dev/null"]),
     ]
     print(f"input: {src}: {args.packets} packets, {size / 1e6:.0f} MB, page-cached; "
-          f"median of {args.runs} runs; {os.cpu_count()} cores")
+          f"median of {args.runs} runs\nmachine: {hostinfo.describe()}")
     print(f"{'case':<12} {'jarvis-capture':>16} {'tcpdump':>16} {'ratio':>7}")
     for name, ours, peer in cases:
         t_ours = timed(ours, args.runs)

@@ -114,6 +114,8 @@ import sys
 import tempfile
 import time
 
+import hostinfo
+
 OUR_BACKENDS = ["libpcap", "af_packet", "xdp", "dpdk", "pf_ring"]
 # Other ways to run one of them: the dpdk backend on a net_af_packet vdev (its default on a veth
 # is net_af_xdp), whose DPDK driver reports no drops (imissed stays 0): the backend reads the
@@ -1174,7 +1176,8 @@ def main():
     doc = {"schema": SCHEMA, "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
            "elapsed_s": round(elapsed, 1),
            "host": {"kernel": os.uname().release, "machine": os.uname().machine,
-                    "cpus": os.cpu_count(), "load_start": load0, "load_end": load1},
+                    "cpus": os.cpu_count(), "cpu": hostinfo.describe(), "load_start": load0,
+                    "load_end": load1},
            "pinning": {"generator_cpu": GEN_CPU, "capturer_cpu": CAP_CPU, "how": "taskset",
                        "note": "veth's receive path runs in the sender's context (CPU "
                                f"{GEN_CPU})"},

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import hostinfo
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_flows.py")
@@ -128,8 +130,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\ninput: {src}: {args.packets} packets, {os.path.getsize(src) / 1e9:.2f} GB, "
-          f"page-cached; median of {args.runs} runs; {os.cpu_count()} cores; collector: "
-          f"nfcapd on 127.0.0.1, 4 MiB receive buffer")
+          f"page-cached; median of {args.runs} runs; collector: nfcapd on 127.0.0.1, 4 MiB "
+          f"receive buffer\nmachine: {hostinfo.describe()}")
     print(f"{'exporter':<22} {'wall s':>8} {'records':>9} {'records/s':>11} "
           f"{'seq failures':>13} {'ours vs it':>11}")
     for ours, peer in rows:

@@ -44,6 +44,8 @@ import sys
 import tempfile
 import time
 
+import hostinfo
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_flows.py")
@@ -295,7 +297,7 @@ def measure(state, src, args, binary, loop, work, with_pmacct):
     print(f"\n== page cache: {state}\ninput: {src}\n       {npkt} packets, {size / 1e9:.2f} GB; "
           f"page cache before the rounds: {profile}; after: {profile_after}\n"
           f"       {args.runs} rounds, each running every tool once in turn (pmacctd: first "
-          f"round only); medians; {os.cpu_count()} cores")
+          f"round only); medians\nmachine: {hostinfo.describe()}")
     print(f"{'tool':<28} {'wall s':>8} {'Mpps':>7} {'peak RSS':>10} {'flows':>10} "
           f"{'ours (1 worker) vs it, per round: median (range)':>50}")
     for r in results:

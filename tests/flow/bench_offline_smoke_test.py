@@ -68,6 +68,10 @@ def main():
             check(len(ours) == 1, f"{state}: our three layouts report the same flows", str(ours))
             check("fastest peer:" in text and "cat FILE > /dev/null:" in text,
                   f"{state}: the ratio lines are printed")
+            m = re.search(r"^machine: (\d+) cores, (.+) \(family \S+ model \S+\)", text, re.M)
+            check(m is not None and int(m.group(1)) == os.cpu_count() and
+                  m.group(2) not in ("", "unknown CPU"), f"{state}: the machine is named",
+                  m.group(0) if m else "no machine line")
         if set(secs) == STATES:
             check(counts[("read from disk", "jarvis-capture (1 worker)")] ==
                   counts[("as written", "jarvis-capture (1 worker)")],
