@@ -143,6 +143,7 @@ class FlowTable {
   bool Prepare(const PacketMeta& meta, TimestampNs ts, Prepared& p);
   void Apply(const PacketMeta& meta, const Prepared& p, TimestampNs ts);
   void PrefetchEntry(uint32_t hash) const;
+  void PrefetchNextVictims(const ListHead& list) const;
 
   uint32_t Lookup(const FlowKey& key, uint32_t hash) const;
   uint32_t Insert(const FlowKey& key, uint32_t hash, TimestampNs ts);
