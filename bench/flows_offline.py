@@ -28,10 +28,13 @@ tool) and of `cat FILE > /dev/null` from the page cache (the ceiling for anythin
 look at every byte), with our distance to it.
 
 A second part meters a file with 1,000,000 concurrent flows in a 1,000,000-flow table and
-reports the table's memory and the process's peak RSS.
+reports the table's memory and the process's peak RSS; then it meters the same file through
+tables of 100,000 flows, ours against softflowd -m 100000 in FULL_ROUNDS rounds: a stream of new
+flows into a full table, as a scan or a flood brings, where each new flow ends the least
+recently seen one.
 
 usage: flows_offline.py JARVIS_CAPTURE [--runs R] [--packets N] [--skip-pmacct] [--skip-1m]
-                        [--state both|disk|written]
+                        [--full-rounds K] [--state both|disk|written]
 """
 import argparse
 import ctypes
@@ -216,6 +219,34 @@ def paired(peer, ours):
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def full_table(big, binary, work, rounds):
+    """The 1M-flow file through tables of 100,000 flows: new flows keep arriving at a full table,
+    as under a scan or a flood, and each ends the least recently seen flow (ours: IPFIX end
+    reason 5; softflowd -m: its oldest flows are expired likewise)."""
+    if rounds <= 0:
+        return
+    ours = tool("jarvis-capture (1 worker)",
+                [binary, "flows", "-r", big, "--format", "csv", "--no-progress", "--stats",
+                 "--table-size", "100000"],
+                count_flows=lambda out: str(sum(1 for l in out.splitlines()
+                                                if l[:1].isdigit() and " packets, " not in l)))
+    sf = tool("softflowd -m 100000",
+              ["softflowd", "-r", big, "-n", "127.0.0.1:9", "-v", "9", "-m", "100000", "-d",
+               "-p", os.path.join(work, "sf-full.pid")],
+              count_flows=lambda out: next((l.split(":", 1)[1].split()[0] for l in out.splitlines()
+                                            if "Flows exported" in l), "?"))
+    run_rounds([ours, sf], big, rounds)
+    evicted = next((l.split(";")[1].split(",")[2].strip() for l in ours["outs"][-1].splitlines()
+                    if " evicted," in l), "? evicted")
+    median, lo, hi = paired(sf, ours)
+    npkt = 2_000_000
+    print(f"\nfull table (the 1M-flow file, tables of 100,000 flows; {rounds} round(s), medians):")
+    for t in (ours, sf):
+        print(f"  {t['name']:<26} {t['wall']:>7.3f} s {npkt / t['wall'] / 1e6:>6.2f} Mpps "
+              f"{t['rss'] / 1024:>6.0f} MB {t['flows']:>9} records")
+    print(f"  ours: {evicted}; softflowd takes {median:.2f}x our time (range {lo:.2f}-{hi:.2f})")
+
+
 def make_tools(binary, loop, src, npkt, work, with_pmacct):
     """The measured commands for one input file: ours, the peers, and the floors."""
     results = []
@@ -333,7 +364,11 @@ def main():
     ap.add_argument("--packets", type=int, default=2_000_000)
     ap.add_argument("--cache", default=os.path.join(ROOT, "build", "bench-cache"))
     ap.add_argument("--skip-pmacct", action="store_true", help="pmacctd takes ~40 s on 2M packets")
-    ap.add_argument("--skip-1m", action="store_true")
+    ap.add_argument("--skip-1m", action="store_true",
+                    help="skip the 1M-flow file (its table size, and the full-table rounds)")
+    ap.add_argument("--full-rounds", type=int, default=3,
+                    help="rounds of the full-table comparison on the 1M-flow file (0: none; "
+                         "softflowd takes ~7 s a round)")
     ap.add_argument("--state", choices=("both", "disk", "written"), default="both",
                     help="page-cache state(s) to measure in (see the top of this file)")
     args = ap.parse_args()
@@ -367,6 +402,7 @@ def main():
             lines = r.stderr.strip().splitlines()
             stats = [l for l in lines if "at most" in l or "flow table" in l]
             print(f"\n1M-flow table: {'; '.join(stats)}; peak RSS {int(lines[-1]) / 1024:.0f} MB")
+            full_table(big, binary, work, args.full_rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if os.path.exists(written):
