@@ -382,11 +382,12 @@ void FlowTable::SetActiveTimeout(uint32_t seconds) {
 // Inlined by force: GCC counts a function that only loads and prefetches as pure, and deletes
 // calls to a pure function whose result nobody uses (prefetches and all).
 [[gnu::always_inline]] inline void FlowTable::PrefetchNextVictims(const ListHead& list) const {
-  // A full table under a stream of new flows ends its least recently seen flow for each, and
-  // that flow is by definition cold: its entry, then (through the hash kept there) its index
-  // slot, each a miss, one after the other. Fetched an eviction ahead instead: the index slot
-  // of the next victim (whose entry the previous eviction fetched) and the entry of the one
-  // after it.
+  // Called after a flow ended from the cold end of `list`, when more may follow: a full table
+  // under a stream of new flows ends its least recently seen flow for each, and expiry ends
+  // every flow whose time is up, oldest first. Such a flow is cold by definition: its entry,
+  // then (through the hash kept there) its index slot, each a miss, one after the other.
+  // Fetched an ending ahead instead: the index slot of the next victim (whose entry the
+  // previous ending fetched) and the entry of the one after it.
   const uint32_t next = list.tail;
   if (next == kNil) return;
   __builtin_prefetch(&index_[entries_[next].hash & index_mask_]);
