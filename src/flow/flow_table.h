@@ -144,6 +144,7 @@ class FlowTable {
   void Apply(const PacketMeta& meta, const Prepared& p, TimestampNs ts);
   void PrefetchEntry(uint32_t hash) const;
   void PrefetchNextVictims(const ListHead& list) const;
+  void PrefetchForEmit(uint32_t idx) const;
 
   uint32_t Lookup(const FlowKey& key, uint32_t hash) const;
   uint32_t Insert(const FlowKey& key, uint32_t hash, TimestampNs ts);
