@@ -398,10 +398,31 @@ void FlowTable::SetActiveTimeout(uint32_t seconds) {
   __builtin_prefetch(e + 64, 1);
 }
 
-[[gnu::always_inline]] inline void FlowTable::PrefetchForEmit(uint32_t idx) const {
-  const char* e = reinterpret_cast<const char*>(&entries_[idx]);
-  __builtin_prefetch(e);
-  __builtin_prefetch(e + 64);
+// Calls visit(entry) for each flow of a list from `first` on, stepping by `step` (Links::prev
+// from the tail, Links::next from the head), with a second cursor eight flows ahead that
+// fetches their entries: a list's order is the order its flows were last seen, not their place
+// in the array, so each entry would otherwise be a miss of its own (the final flush and a
+// snapshot of a large table walk every flow).
+template <class Visit>
+void FlowTable::WalkList(uint32_t first, uint32_t Links::*step, Visit&& visit) const {
+  constexpr int kAhead = 8;
+  const auto fetch = [this](uint32_t idx) {
+    const char* e = reinterpret_cast<const char*>(&entries_[idx]);
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 64);
+  };
+  uint32_t ahead = first;
+  for (int k = 0; k < kAhead && ahead != kNil; ++k) {
+    fetch(ahead);
+    ahead = links_[ahead].*step;
+  }
+  for (uint32_t i = first; i != kNil; i = links_[i].*step) {
+    if (ahead != kNil) {
+      fetch(ahead);
+      ahead = links_[ahead].*step;
+    }
+    visit(entries_[i]);
+  }
 }
 
 void FlowTable::ExpireDue(TimestampNs now) {
@@ -439,26 +460,8 @@ void FlowTable::FlushAll(EndReason reason) {
     Flush();
     return;
   }
-  // Each list is walked with a second cursor a few flows ahead that fetches their entries:
-  // the order of a list is the order flows were last seen, not their place in the array, so
-  // each entry would otherwise be a miss of its own.
-  constexpr int kAhead = 8;
-  const auto walk = [&](uint32_t first, auto&& emit) {
-    uint32_t ahead = first;
-    for (int k = 0; k < kAhead && ahead != kNil; ++k) {
-      PrefetchForEmit(ahead);
-      ahead = links_[ahead].prev;
-    }
-    for (uint32_t i = first; i != kNil; i = links_[i].prev) {
-      if (ahead != kNil) {
-        PrefetchForEmit(ahead);
-        ahead = links_[ahead].prev;
-      }
-      emit(entries_[i]);
-    }
-  };
-  walk(closed_.tail, [&](const Entry& e) { Emit(e, EndReason::kEndOfFlow); });
-  walk(lru_.tail, [&](const Entry& e) {
+  WalkList(closed_.tail, &Links::prev, [&](const Entry& e) { Emit(e, EndReason::kEndOfFlow); });
+  WalkList(lru_.tail, &Links::prev, [&](const Entry& e) {
     Emit(e, e.state == FlowState::kClosed ? EndReason::kEndOfFlow : reason);
   });
   std::memset(index_, 0, sizeof(uint64_t) * slots);
@@ -670,9 +673,8 @@ void FlowTable::Apply(const PacketMeta& m, const Prepared& p, TimestampNs ts) {
 
 void FlowTable::Snapshot(std::vector<FlowRecord>& out) const {
   for (const ListHead* list : {&lru_, &closed_}) {
-    for (uint32_t i = list->head; i != kNil; i = links_[i].next) {
-      FillRecord(entries_[i], EndReason::kNone, out.emplace_back());
-    }
+    WalkList(list->head, &Links::next,
+             [&out](const Entry& e) { FillRecord(e, EndReason::kNone, out.emplace_back()); });
   }
 }
 

@@ -144,7 +144,8 @@ class FlowTable {
   void Apply(const PacketMeta& meta, const Prepared& p, TimestampNs ts);
   void PrefetchEntry(uint32_t hash) const;
   void PrefetchNextVictims(const ListHead& list) const;
-  void PrefetchForEmit(uint32_t idx) const;
+  template <class Visit>
+  void WalkList(uint32_t first, uint32_t Links::*step, Visit&& visit) const;
 
   uint32_t Lookup(const FlowKey& key, uint32_t hash) const;
   uint32_t Insert(const FlowKey& key, uint32_t hash, TimestampNs ts);
