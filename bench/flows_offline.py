@@ -219,6 +219,18 @@ def paired(peer, ours):
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def count_ours(out):
+    """Records in our CSV output: rows start with the flow id (and the --stats summary line,
+    which starts with the packet count, is not one)."""
+    return str(sum(1 for l in out.splitlines() if l[:1].isdigit() and " packets, " not in l))
+
+
+def count_softflowd(out):
+    """Flows softflowd says it exported (its -d statistics)."""
+    return next((l.split(":", 1)[1].split()[0] for l in out.splitlines()
+                 if "Flows exported" in l), "?")
+
+
 def full_table(big, binary, work, rounds):
     """The 1M-flow file through tables of 100,000 flows: new flows keep arriving at a full table,
     as under a scan or a flood, and each ends the least recently seen flow (ours: IPFIX end
@@ -228,13 +240,11 @@ def full_table(big, binary, work, rounds):
     ours = tool("jarvis-capture (1 worker)",
                 [binary, "flows", "-r", big, "--format", "csv", "--no-progress", "--stats",
                  "--table-size", "100000"],
-                count_flows=lambda out: str(sum(1 for l in out.splitlines()
-                                                if l[:1].isdigit() and " packets, " not in l)))
+                count_flows=count_ours)
     sf = tool("softflowd -m 100000",
               ["softflowd", "-r", big, "-n", "127.0.0.1:9", "-v", "9", "-m", "100000", "-d",
                "-p", os.path.join(work, "sf-full.pid")],
-              count_flows=lambda out: next((l.split(":", 1)[1].split()[0] for l in out.splitlines()
-                                            if "Flows exported" in l), "?"))
+              count_flows=count_softflowd)
     run_rounds([ours, sf], big, rounds)
     evicted = next((l.split(";")[1].split(",")[2].strip() for l in ours["outs"][-1].splitlines()
                     if " evicted," in l), "? evicted")
@@ -252,7 +262,6 @@ def make_tools(binary, loop, src, npkt, work, with_pmacct):
     results = []
     ours_cmd = [binary, "flows", "-r", src, "--format", "csv", "--no-progress",
                 "--table-size", str(npkt // 10)]
-    count_ours = lambda out: str(sum(1 for l in out.splitlines() if l[:1].isdigit()))
     results.append(tool("jarvis-capture (1 worker)", ours_cmd, count_flows=count_ours))
     # Two cores: the reader and decoder on one thread, metering on another (--pipeline), and
     # the reader with two metering shards (--workers 2: three threads on two cores here).
@@ -263,9 +272,7 @@ def make_tools(binary, loop, src, npkt, work, with_pmacct):
 
     sf = ["softflowd", "-r", src, "-n", "127.0.0.1:9", "-v", "9", "-m", "2000000", "-d",
           "-p", os.path.join(work, "sf.pid")]
-    count_sf = lambda out: next((l.split(":", 1)[1].split()[0] for l in out.splitlines()
-                                 if "Flows exported" in l), "?")
-    results.append(tool("softflowd -m 2000000", sf, count_flows=count_sf))
+    results.append(tool("softflowd -m 2000000", sf, count_flows=count_softflowd))
 
     nfp_dir = os.path.join(work, "nfp")
     def nfp_prep():
