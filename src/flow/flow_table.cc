@@ -379,8 +379,18 @@ void FlowTable::SetActiveTimeout(uint32_t seconds) {
   active_ns_ = static_cast<int64_t>(config_.active_timeout_sec) * kNanosPerSecond;
 }
 
-// Inlined by force: GCC counts a function that only loads and prefetches as pure, and deletes
-// calls to a pure function whose result nobody uses (prefetches and all).
+// The prefetch helpers are inlined by force: GCC counts a function that only loads and
+// prefetches as pure, and deletes calls to a pure function whose result nobody uses
+// (prefetches and all).
+
+// Both cache lines of entry `idx`; kForWrite: the caller will write to it.
+template <bool kForWrite>
+[[gnu::always_inline]] inline void FlowTable::PrefetchEntryLines(uint32_t idx) const {
+  const char* e = reinterpret_cast<const char*>(&entries_[idx]);
+  __builtin_prefetch(e, kForWrite);
+  __builtin_prefetch(e + 64, kForWrite);
+}
+
 [[gnu::always_inline]] inline void FlowTable::PrefetchNextVictims(const ListHead& list) const {
   // Called after a flow ended from the cold end of `list`, when more may follow: a full table
   // under a stream of new flows ends its least recently seen flow for each, and expiry ends
@@ -392,10 +402,7 @@ void FlowTable::SetActiveTimeout(uint32_t seconds) {
   if (next == kNil) return;
   __builtin_prefetch(&index_[entries_[next].hash & index_mask_]);
   const uint32_t after = links_[next].prev;
-  if (after == kNil) return;
-  const char* e = reinterpret_cast<const char*>(&entries_[after]);
-  __builtin_prefetch(e, 1);
-  __builtin_prefetch(e + 64, 1);
+  if (after != kNil) PrefetchEntryLines<true>(after);
 }
 
 // Calls visit(entry) for each flow of a list from `first` on, stepping by `step` (Links::prev
@@ -406,20 +413,14 @@ void FlowTable::SetActiveTimeout(uint32_t seconds) {
 template <class Visit>
 void FlowTable::WalkList(uint32_t first, uint32_t Links::*step, Visit&& visit) const {
   constexpr int kAhead = 8;
-  // Inlined by force, as PrefetchNextVictims is, and for the same reason.
-  const auto fetch = [this](uint32_t idx) __attribute__((always_inline)) {
-    const char* e = reinterpret_cast<const char*>(&entries_[idx]);
-    __builtin_prefetch(e);
-    __builtin_prefetch(e + 64);
-  };
   uint32_t ahead = first;
   for (int k = 0; k < kAhead && ahead != kNil; ++k) {
-    fetch(ahead);
+    PrefetchEntryLines<false>(ahead);
     ahead = links_[ahead].*step;
   }
   for (uint32_t i = first; i != kNil; i = links_[i].*step) {
     if (ahead != kNil) {
-      fetch(ahead);
+      PrefetchEntryLines<false>(ahead);
       ahead = links_[ahead].*step;
     }
     visit(entries_[i]);
@@ -528,10 +529,7 @@ void FlowTable::PrefetchEntry(uint32_t hash) const {
   // Without a branch on whether the slot holds the flow: new flows and known ones come mixed.
   // An empty slot prefetches entry 0, a slot of another flow that flow's entry; both harmless.
   const uint64_t v = index_[hash & index_mask_];
-  const uint32_t idx = (static_cast<uint32_t>(v) - 1) & (0 - static_cast<uint32_t>(v != 0));
-  const char* e = reinterpret_cast<const char*>(&entries_[idx]);
-  __builtin_prefetch(e, 1);
-  __builtin_prefetch(e + 64, 1);
+  PrefetchEntryLines<true>((static_cast<uint32_t>(v) - 1) & (0 - static_cast<uint32_t>(v != 0)));
 }
 
 void FlowTable::Process(const PacketMeta& m, TimestampNs ts) {

@@ -142,6 +142,8 @@ class FlowTable {
   // fragments and remembers first ones, so it must run in packet order.
   bool Prepare(const PacketMeta& meta, TimestampNs ts, Prepared& p);
   void Apply(const PacketMeta& meta, const Prepared& p, TimestampNs ts);
+  template <bool kForWrite>
+  void PrefetchEntryLines(uint32_t idx) const;
   void PrefetchEntry(uint32_t hash) const;
   void PrefetchNextVictims(const ListHead& list) const;
   template <class Visit>
