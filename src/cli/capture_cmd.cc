@@ -40,7 +40,9 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& a) {
   cmd->add_option("-j,--timestamp-source", a.timestamp_source,
                   "Timestamp source: kernel, hardware, ptp or ntp")
       ->check(CLI::IsMember({"kernel", "hardware", "ptp", "ntp"}));
-  cmd->add_flag("--immediate", a.immediate, "Deliver each packet at once (no block batching)");
+  cmd->add_flag("--immediate", a.immediate,
+                "Deliver each packet at once (no block batching; the ring then has one slot per "
+                "packet, about 31 in the default 2 MiB where offloads are on: raise -B)");
   cmd->add_flag("-p,--no-promiscuous-mode", a.no_promiscuous, "Do not enter promiscuous mode");
   cmd->add_flag("-q,--quiet", a.quiet, "Print no line per packet");
   cmd->add_flag("-U,--packet-buffered", a.packet_buffered,
