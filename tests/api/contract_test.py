@@ -494,8 +494,16 @@ def session_cases(d):
     expect_detail(d, "meter enable again while running", "POST", PREFIX + "/flow/meter/enable",
                   409, body={})
     r = d.api("GET", "/flows?limit=5&sort_by=bytes")
-    check(r.status == 200 and r.json_or_none() == [], "flows on a quiet lo: 200, empty list",
-          f"{r.status} {r.body[:200]!r}")
+    # The only traffic on this namespace's lo is the test's own requests to the daemon, which
+    # the capture sees too: the list is empty until the kernel hands up a block of them (its
+    # timeout, or sooner on a loaded machine, where CI found one such flow), then holds those.
+    flows = r.json_or_none() if r.status == 200 else None
+    own = [f for f in flows or [] if f.get("protocol") == 6 and
+           f.get("src_ip") == f.get("dst_ip") == "127.0.0.1" and
+           d.port in (f.get("src_port"), f.get("dst_port"))]
+    check(isinstance(flows, list) and len(flows) <= 5 and own == flows,
+          "flows on lo: 200, a list of at most the limit, only the test's own requests to the "
+          "daemon (TCP to its port on 127.0.0.1)", f"{r.status} {r.body[:300]!r}")
     st = d.api("GET", "/status").json()
     check(st.get("running") is True and st.get("state") == "running" and
           st.get("flow_metering_enabled") is True and st.get("interface") == "lo",
