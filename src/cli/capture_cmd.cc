@@ -87,6 +87,14 @@ int Fail(const std::string& msg) {
 
 }  // namespace
 
+void PrintListening(CaptureSource& src, const std::string& interface) {
+  fmt::print(stderr, "listening on {}, link-type {}, snapshot length {} bytes\n", interface,
+             LinkTypeName(src.link_type()), src.snaplen());
+  if (std::string mode = src.mode(); !mode.empty()) {
+    fmt::print(stderr, "{} mode: {}\n", src.backend_name(), mode);
+  }
+}
+
 int RunCapture(const CaptureArgs& a) {
   // Before anything is written to standard output. (Line-buffered on a terminal anyway.)
   if (a.line_buffered) std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -165,13 +173,7 @@ int RunCapture(const CaptureArgs& a) {
   // Handlers go in before "listening on" is printed: a supervisor that waits for that line and
   // then sends SIGTERM must get a clean stop and a complete file, not death by the signal.
   StopOnSignals(&src);
-  if (!from_file) {
-    fmt::print(stderr, "listening on {}, link-type {}, snapshot length {} bytes\n", a.interface,
-               LinkTypeName(src.link_type()), src.snaplen());
-    if (std::string mode = src.mode(); !mode.empty()) {
-      fmt::print(stderr, "{} mode: {}\n", src.backend_name(), mode);
-    }
-  }
+  if (!from_file) PrintListening(src, a.interface);
 
   PacketBatch batch;
   DecodeCounters counters;

@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+namespace jarvis {
+class CaptureSource;
+}
+
 namespace jarvis::cli {
 
 struct CaptureArgs {
@@ -34,5 +38,10 @@ CLI::App* AddCaptureCommand(CLI::App& app, CaptureArgs& args);
 
 // Runs the command; returns the process exit code (0 ok, 1 failure, 2 bad usage).
 int RunCapture(const CaptureArgs& args);
+
+// tcpdump's "listening on IFACE, link-type ..., snapshot length N bytes" on standard error, then
+// the backend's mode line where it has one. Live commands print it once the source is open and
+// their signal handlers are in: a supervisor may wait for it, then send traffic or a signal.
+void PrintListening(CaptureSource& src, const std::string& interface);
 
 }  // namespace jarvis::cli

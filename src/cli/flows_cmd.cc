@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "capture/source.h"
+#include "cli/capture_cmd.h"
 #include "cli/signals.h"
 #include "export/flow_exporter.h"
 #include "flow/flow_format.h"
@@ -277,6 +278,7 @@ int RunFlows(const FlowsArgs& a) {
                         (a.format == "none" || !::isatty(STDOUT_FILENO)));
 
   StopOnSignals(&src);
+  if (!from_file) PrintListening(src, a.interface);
   PacketBatch batch;
   // Packets are decoded as the source appends them (PacketVisitor), by the inline worker or
   // by the pipeline's reader.

@@ -153,6 +153,8 @@ def main():
         check(lines[0].startswith('{"flow_id":') and '"dst_ip":"127.0.0.1"' in lines[0],
               f"the record is a flow to 127.0.0.1: {lines[0][:200]!r}")
     check(code == 0, f"exit {code} after SIGINT")
+    check(err.startswith("listening on lo, link-type EN10MB (Ethernet), snapshot length "),
+          f"flows -i says on stderr that it listens, as capture does: {err[:120]!r}")
 
     print("flows -i lo, CSV on a terminal: the header, then a record, while it runs")
     lines, code, err = run_live(binary, ["flows", "-i", "lo", "--format", "csv",

@@ -114,23 +114,18 @@ def flow_tuples(text):
 def round_flows(jc, ns_a, ns_b, gen):
     log("-- round 5: flows -i va match flows -r of the file sent")
     want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
-    cmd = (["ip", "netns", "exec", ns_a, jc, "flows", "-i", "va", "--format", "json",
-            "--no-progress"] + lv.BACKEND_ARGS)
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    # flows prints capture's "listening on" line once the EAL and the port are up.
+    cap = lv.Capture("flows", ns_a, jc, ["--format", "json", "--no-progress"], command="flows")
     try:
-        time.sleep(2.0)  # flows prints no ready line; the EAL and the port take ~0.3 s
-        check(p.poll() is None, "flows: running before traffic", f"exited {p.poll()}")
+        cap.wait_listening(timeout=30)
         lv.send(ns_b, gen)
         time.sleep(1.0)
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=20)
+        cap.proc.send_signal(signal.SIGTERM)
+        rc = cap.finish(timeout=20)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    check(p.returncode == 0, "flows: exit code 0 after SIGTERM", f"rc {p.returncode}: {err}")
-    got = flow_tuples(out)
+        cap.kill()
+    check(rc == 0, "flows: exit code 0 after SIGTERM", f"rc {rc}: {cap.lines}")
+    got = flow_tuples(cap.stdout)
     check(len(want) == lv.N_TOTAL, f"flows -r: {lv.N_TOTAL} flows in the file", f"{len(want)}")
     diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
     check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, "

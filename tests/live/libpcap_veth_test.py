@@ -237,11 +237,12 @@ def setup_namespaces(ns_a, ns_b):
 # ---------------------------------------------------------------- captures
 
 class Capture:
-    """One jarvis-capture process in a namespace; stderr is read by a thread."""
+    """One jarvis-capture process in a namespace (`capture -i va`, or `flows -i va` with
+    command="flows"); stderr is read by a thread."""
 
-    def __init__(self, name, ns, jc, args):
+    def __init__(self, name, ns, jc, args, command="capture"):
         self.name = name
-        self.cmd = ["ip", "netns", "exec", ns, jc, "capture", "-i", "va"] + BACKEND_ARGS + args
+        self.cmd = ["ip", "netns", "exec", ns, jc, command, "-i", "va"] + BACKEND_ARGS + args
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.lines = []

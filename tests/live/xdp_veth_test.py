@@ -291,25 +291,21 @@ def wait_attached(ns_a, timeout=10):
 def part_flows(ns_a, ns_b, jc, gen):
     log("-- 7: flows -i va over both queues equal flows -r of the file")
     want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
-    cmd = ["ip", "netns", "exec", ns_a, jc, "flows", "-i", "va", "--backend", "xdp",
-           "--format", "json", "--no-progress"]
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    # flows prints capture's "listening on" line once the program is attached and every
+    # queue's socket is bound.
+    cap = veth.Capture("flows", ns_a, jc, ["--backend", "xdp", "--format", "json",
+                                           "--no-progress"], command="flows")
     try:
-        # flows prints no ready line: the program on va says the capture is up; the sockets are
-        # bound right after it is attached.
+        cap.wait_listening()
         check(wait_attached(ns_a), "flows: the program is attached", "")
-        time.sleep(0.5)
         veth.send(ns_b, gen)
         time.sleep(1.0)
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=20)
+        cap.proc.send_signal(signal.SIGTERM)
+        rc = cap.finish(timeout=20)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    check(p.returncode == 0, "flows: exit code 0 after SIGTERM", f"rc {p.returncode}: {err}")
-    got = flow_tuples(out)
+        cap.kill()
+    check(rc == 0, "flows: exit code 0 after SIGTERM", f"rc {rc}: {cap.lines}")
+    got = flow_tuples(cap.stdout)
     check(len(want) == veth.N_TOTAL, f"flows -r: {veth.N_TOTAL} flows in the file", str(len(want)))
     diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
     check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, packets, "
