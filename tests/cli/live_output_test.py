@@ -92,16 +92,21 @@ def run_live(binary, args, on_pty, wanted_lines, port0, done=None):
                              stdin=subprocess.DEVNULL)
         out_fd = p.stdout.fileno()
     err = bytearray()
+    listening = threading.Event()
 
     def drain_stderr():
-        err.extend(p.stderr.read())
+        for line in p.stderr:
+            err.extend(line)
+            if line.startswith(b"listening on"):
+                listening.set()
+        listening.set()  # EOF: the process ended; the sender need not wait any longer
 
     t = threading.Thread(target=drain_stderr, daemon=True)
     t.start()
-    # libpcap needs a moment to open the interface; datagrams sent before that are missed, so
-    # they are sent twice, a second apart.
+    # Both commands say "listening on" once the capture is up; the datagrams go out after it,
+    # twice, a second apart (a flow idles out in a second, and a second batch ends it too).
     sender = threading.Thread(
-        target=lambda: (time.sleep(1.0), send_datagrams(port0), time.sleep(1.0),
+        target=lambda: (listening.wait(WAIT), send_datagrams(port0), time.sleep(1.0),
                         send_datagrams(port0)), daemon=True)
     sender.start()
     data = b""
