@@ -101,35 +101,9 @@ def round_drops(jc, ns_a, ns_b, work, gen):
     check(len(lines) == captured, f"drops: {captured} packet lines printed", f"{len(lines)}")
 
 
-def flow_tuples(text):
-    out = []
-    for line in text.splitlines():
-        if line.strip():
-            f = json.loads(line)
-            out.append((f["src_ip"], f["dst_ip"], f["src_port"], f["dst_port"], f["protocol"],
-                        f["packets"], f["bytes"]))
-    return sorted(out)
-
-
 def round_flows(jc, ns_a, ns_b, gen):
     log("-- round 5: flows -i va match flows -r of the file sent")
-    want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
-    # flows prints capture's "listening on" line once the EAL and the port are up.
-    cap = lv.Capture("flows", ns_a, jc, ["--format", "json", "--no-progress"], command="flows")
-    try:
-        cap.wait_listening(timeout=30)
-        lv.send(ns_b, gen)
-        time.sleep(1.0)
-        cap.proc.send_signal(signal.SIGTERM)
-        rc = cap.finish(timeout=20)
-    finally:
-        cap.kill()
-    check(rc == 0, "flows: exit code 0 after SIGTERM", f"rc {rc}: {cap.lines}")
-    got = flow_tuples(cap.stdout)
-    check(len(want) == lv.N_TOTAL, f"flows -r: {lv.N_TOTAL} flows in the file", f"{len(want)}")
-    diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
-    check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, "
-          "packets, bytes)", f"{len(got)} live flows; first differences {diff}")
+    lv.check_live_flows(jc, ns_a, ns_b, gen, listen_timeout=30)  # the EAL's start included
 
 
 def round_net_pcap(jc, work, frames, gen):

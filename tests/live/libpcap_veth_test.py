@@ -20,6 +20,7 @@ Round 4: SIGTERM while every frame sent still waits in the kernel: all of them a
 Exit 0 pass, 1 fail, 77 skipped (not root, no netns support, no tcpreplay or tshark).
 """
 
+import json
 import os
 import re
 import shutil
@@ -345,6 +346,43 @@ def check_file_frames(cap, path, expected, snaplen=None):
             break
     check(bad is None and len(pkts) == len(expected),
           f"{cap.name}: every packet equals the frame sent, in order", bad or "count differs")
+
+
+def flow_tuples(text):
+    """The flows of `flows --format json` output, sorted: (src, dst, sport, dport, protocol,
+    packets, bytes)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            f = json.loads(line)
+            out.append((f["src_ip"], f["dst_ip"], f["src_port"], f["dst_port"], f["protocol"],
+                        f["packets"], f["bytes"]))
+    return sorted(out)
+
+
+def check_live_flows(jc, ns_a, ns_b, gen, args=(), listen_timeout=10, when_listening=None):
+    """`flows -i va` (BACKEND_ARGS + args) over the frames of `gen` sent from vb gives exactly
+    the flows `flows -r gen` gives. The frames go out once flows says "listening on" (and
+    `when_listening` has run); SIGTERM a second after the last one ends the capture."""
+    want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
+    cap = Capture("flows", ns_a, jc, list(args) + ["--format", "json", "--no-progress"],
+                  command="flows")
+    try:
+        cap.wait_listening(timeout=listen_timeout)
+        if when_listening:
+            when_listening()
+        send(ns_b, gen)
+        time.sleep(1.0)
+        cap.proc.send_signal(signal.SIGTERM)
+        rc = cap.finish(timeout=20)
+    finally:
+        cap.kill()
+    check(rc == 0, "flows: exit code 0 after SIGTERM", f"rc {rc}: {cap.lines}")
+    got = flow_tuples(cap.stdout)
+    check(len(want) == N_TOTAL, f"flows -r: {N_TOTAL} flows in the file", f"{len(want)}")
+    diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
+    check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, "
+          "packets, bytes)", f"{len(got)} live flows; first differences {diff}")
 
 
 # ---------------------------------------------------------------- rounds

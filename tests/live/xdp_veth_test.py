@@ -269,16 +269,6 @@ def part_drops(ns_a, ns_b, jc, work, frames):
     check_clean(ns_a, "drops: after SIGINT")
 
 
-def flow_tuples(text):
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            f = json.loads(line)
-            out.append((f["src_ip"], f["dst_ip"], f["src_port"], f["dst_port"], f["protocol"],
-                        f["packets"], f["bytes"]))
-    return sorted(out)
-
-
 def wait_attached(ns_a, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -290,26 +280,9 @@ def wait_attached(ns_a, timeout=10):
 
 def part_flows(ns_a, ns_b, jc, gen):
     log("-- 7: flows -i va over both queues equal flows -r of the file")
-    want = flow_tuples(run([jc, "flows", "-r", gen, "--format", "json"]).stdout)
-    # flows prints capture's "listening on" line once the program is attached and every
-    # queue's socket is bound.
-    cap = veth.Capture("flows", ns_a, jc, ["--backend", "xdp", "--format", "json",
-                                           "--no-progress"], command="flows")
-    try:
-        cap.wait_listening()
-        check(wait_attached(ns_a), "flows: the program is attached", "")
-        veth.send(ns_b, gen)
-        time.sleep(1.0)
-        cap.proc.send_signal(signal.SIGTERM)
-        rc = cap.finish(timeout=20)
-    finally:
-        cap.kill()
-    check(rc == 0, "flows: exit code 0 after SIGTERM", f"rc {rc}: {cap.lines}")
-    got = flow_tuples(cap.stdout)
-    check(len(want) == veth.N_TOTAL, f"flows -r: {veth.N_TOTAL} flows in the file", str(len(want)))
-    diff = [t for t in want if t not in got][:3] + [t for t in got if t not in want][:3]
-    check(got == want, f"flows: the {len(want)} live flows equal the file's (endpoints, packets, "
-          "bytes)", f"{len(got)} live flows; first differences {diff}")
+    veth.check_live_flows(
+        jc, ns_a, ns_b, gen, args=["--backend", "xdp"],
+        when_listening=lambda: check(wait_attached(ns_a), "flows: the program is attached", ""))
     check_clean(ns_a, "flows: after SIGTERM")
 
 
