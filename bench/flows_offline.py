@@ -52,6 +52,10 @@ import hostinfo
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_flows.py")
+# The second part's file (1M concurrent flows): packets and flows.
+BIG_PACKETS, BIG_FLOWS = 2_000_000, 1_000_000
+# ... and the flows a table holds in its full-table part.
+FULL_TABLE = 100_000
 
 
 def generate(cache, packets, flows, extra=(), tag=""):
@@ -239,20 +243,20 @@ def full_table(big, binary, work, rounds):
         return
     ours = tool("jarvis-capture (1 worker)",
                 [binary, "flows", "-r", big, "--format", "csv", "--no-progress", "--stats",
-                 "--table-size", "100000"],
+                 "--table-size", str(FULL_TABLE)],
                 count_flows=count_ours)
-    sf = tool("softflowd -m 100000",
-              ["softflowd", "-r", big, "-n", "127.0.0.1:9", "-v", "9", "-m", "100000", "-d",
+    sf = tool(f"softflowd -m {FULL_TABLE}",
+              ["softflowd", "-r", big, "-n", "127.0.0.1:9", "-v", "9", "-m", str(FULL_TABLE), "-d",
                "-p", os.path.join(work, "sf-full.pid")],
               count_flows=count_softflowd)
     run_rounds([ours, sf], big, rounds)
     evicted = next((l.split(";")[1].split(",")[2].strip() for l in ours["outs"][-1].splitlines()
                     if " evicted," in l), "? evicted")
     median, lo, hi = paired(sf, ours)
-    npkt = 2_000_000
-    print(f"\nfull table (the 1M-flow file, tables of 100,000 flows; {rounds} round(s), medians):")
+    print(f"\nfull table (the 1M-flow file, tables of {FULL_TABLE:,} flows; {rounds} round(s), "
+          f"medians):")
     for t in (ours, sf):
-        print(f"  {t['name']:<26} {t['wall']:>7.3f} s {npkt / t['wall'] / 1e6:>6.2f} Mpps "
+        print(f"  {t['name']:<26} {t['wall']:>7.3f} s {BIG_PACKETS / t['wall'] / 1e6:>6.2f} Mpps "
               f"{t['rss'] / 1024:>6.0f} MB {t['flows']:>9} records")
     print(f"  ours: {evicted}; softflowd takes {median:.2f}x our time (range {lo:.2f}-{hi:.2f})")
 
@@ -400,11 +404,11 @@ def main():
         if not args.skip_1m:
             # 1M UDP flows of about 2 packets each over 30 s, metered with a one-hour idle
             # timeout: UDP has no end, so every flow stays in the table until the file ends.
-            big = generate(args.cache, 2_000_000, 1_000_000,
+            big = generate(args.cache, BIG_PACKETS, BIG_FLOWS,
                            extra=("--duration", "30", "--udp-frac", "1.0"), tag="-1m-concurrent")
             r = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "flows", "-r", big,
                                 "--format", "csv", "--no-progress", "--stats",
-                                "--table-size", "1000000", "--idle-timeout", "3600"],
+                                "--table-size", str(BIG_FLOWS), "--idle-timeout", "3600"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             lines = r.stderr.strip().splitlines()
             stats = [l for l in lines if "at most" in l or "flow table" in l]
