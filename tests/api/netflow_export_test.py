@@ -55,6 +55,8 @@ from apitest import PREFIX, Daemon, check, detail_locs, finish, is_detail_string
 from contract_test import prometheus_case  # noqa: E402
 from workflows_test import (kill_ns_processes, list_netns, pid_alive, run, sent_check,  # noqa: E402
                             setup_namespaces)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "export"))
+from udp_drain import wait_drained  # noqa: E402
 
 NS_PREFIX = "jcnf"
 NF = "/netflow/export/enable"
@@ -210,30 +212,10 @@ class Collector:
         raise RuntimeError(f"nfcapd did not come up on port {port}: "
                            f"{self.proc.stdout.read() if self.proc.poll() is not None else ''}")
 
-    def socket_queue(self):
-        """(bytes waiting, datagrams dropped) of the UDP socket bound to 127.0.0.1:PORT in this
-        namespace, from /proc/net/udp; None when no socket is bound there."""
-        local = f"0100007F:{self.port:04X}"
-        with open("/proc/net/udp") as f:
-            for line in f.readlines()[1:]:
-                c = line.split()
-                if len(c) > 12 and c[1] == local:
-                    return int(c[4].split(":")[1], 16), int(c[12])
-        return None
-
     def stop(self):
-        """Stops nfcapd once it has read every datagram sent to it: SIGTERM ends its receive
-        loop at once, and a datagram still queued on its socket then is never decoded (seen
-        on a loaded CI machine: the last one of an exporter's flush, one record short with
-        no sequence gap, since nothing came after it)."""
+        """Stops nfcapd once it has read every datagram sent to it (udp_drain.py says why)."""
         if self.proc.poll() is None:
-            deadline = time.monotonic() + 10
-            q = self.socket_queue()
-            while q and q[0] > 0 and time.monotonic() < deadline and self.proc.poll() is None:
-                time.sleep(0.02)
-                q = self.socket_queue()
-            if q and q[1]:
-                log(f"   nfcapd on port {self.port}: its socket dropped {q[1]} datagrams")
+            wait_drained(self.port, self.proc, log=log)
             self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(15)

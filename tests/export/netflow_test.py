@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from udp_drain import wait_drained
+
 JC, TOOLS, WORK = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3]
 VERIFY = os.path.join(TOOLS, "verify_netflow.sh")
 SCHEME = {"5": "netflow5", "9": "netflow9", "10": "ipfix"}
@@ -416,7 +418,7 @@ def case_late(version, port, pcap):
     time.sleep(2.0)  # the exporter's first templates and data go to a closed port
     nfc, tcd = start_collector(port, workdir)
     rc = exp.wait(timeout=120)
-    time.sleep(1.0)
+    wait_drained(int(port), nfc)
     stop(nfc)
     stop(tcd)
     log.close()
