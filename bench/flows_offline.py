@@ -6,13 +6,18 @@ Every tool reads the same page-cached file (it is re-read with cat before each r
 kernel may reclaim cold page cache between runs).
 
 How the file came into the page cache matters as much as the tools: Linux (6.x, ext4 and
-others) keeps a file read from disk in large folios (up to 2 MiB) and a file written with small
-write()s in folios of the writes' size, and read() copies out of the former twice as fast
-(`cat` of this file here: 0.05 s against 0.07-0.09 s). The bench therefore measures twice, on the
-same bytes: "read from disk" (the file is evicted and read back, as a capture analysed after
-the fact is), and "as written" (a copy written 4 KiB at a time, as libpcap's pcap_dump writes a
-capture, and still cached from the writing). For each it prints the share of the file's page
-cache in folios of each size, read from /proc/self/pagemap and /proc/kpageflags (root only).
+others) keeps a file read from disk in large folios (up to 2 MiB), a file written with large
+write()s in large folios too, and a file written with small write()s in folios of the writes'
+size, and read() copies out of 4 KiB folios markedly slower (`cat` of this file here: 0.05 s
+against 0.07-0.09 s on one host, 0.15 s against 0.18-0.22 s on another). The bench therefore
+measures three times, on the same bytes: "as generated" (a copy written the way gen_flows.py
+writes the benchmark's file, 64 MiB per write(), and still cached from the writing: the state
+the file is in when this bench has just generated it, measured at 97-100% in 2 MiB folios),
+"read from disk" (the file is evicted and read back, as a capture analysed after the fact is;
+92-98% in 2 MiB folios), and "as written" (a copy written 4 KiB at a time, as libpcap's
+pcap_dump writes a capture, and still cached from the writing: 4 KiB folios). For each it prints
+the share of the file's page cache in folios of each size, read from /proc/self/pagemap and
+/proc/kpageflags (root only).
 Folio sizes are not the whole story: two copies written the same way, both in 4 KiB folios,
 were copied out at different speeds (`cat` 0.085 s and 0.129 s, medians of 11), and half an
 hour later the other way round, so the as-written figures move from run to run; compare the
@@ -34,7 +39,7 @@ flows into a full table, as a scan or a flood brings, where each new flow ends t
 recently seen one.
 
 usage: flows_offline.py JARVIS_CAPTURE [--runs R] [--packets N] [--skip-pmacct] [--skip-1m]
-                        [--full-rounds K] [--state both|disk|written]
+                        [--full-rounds K] [--state all|generated|disk|written]
 """
 import argparse
 import ctypes
@@ -56,6 +61,9 @@ GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_flows.py")
 BIG_PACKETS, BIG_FLOWS = 2_000_000, 1_000_000
 # ... and the flows a table holds in its full-table part.
 FULL_TABLE = 100_000
+# gen_flows.py writes its packets 200,000 records at a time (about 136 MB here); the "as
+# generated" copy is written in pieces large enough to leave the same 2 MiB folios.
+GEN_WRITE = 64 << 20
 
 
 def generate(cache, packets, flows, extra=(), tag=""):
@@ -95,7 +103,7 @@ def write_copy(src, dst, chunk=4096):
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             while True:
-                buf = i.read(1 << 20)
+                buf = i.read(max(chunk, 1 << 20))
                 if not buf:
                     break
                 view = memoryview(buf)
@@ -380,23 +388,30 @@ def main():
     ap.add_argument("--full-rounds", type=int, default=3,
                     help="rounds of the full-table comparison on the 1M-flow file (0: none; "
                          "softflowd takes ~7 s a round)")
-    ap.add_argument("--state", choices=("both", "disk", "written"), default="both",
+    ap.add_argument("--state", choices=("all", "generated", "disk", "written"), default="all",
                     help="page-cache state(s) to measure in (see the top of this file)")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     loop = os.path.join(os.path.dirname(binary), "jarvis-bench-pcap-loop")
     src = generate(args.cache, args.packets, args.packets // 20)
     work = tempfile.mkdtemp(prefix="jarvis-bench-")
-    # The written copy sits beside the source (same file system), not in /tmp.
+    # The copies sit beside the source (same file system), not in /tmp.
+    generated = os.path.join(args.cache, f"flows-{args.packets}-as-generated.pcap")
     written = os.path.join(args.cache, f"flows-{args.packets}-as-written.pcap")
     try:
         pmacct = not args.skip_pmacct
-        if args.state in ("both", "disk"):
+        if args.state in ("all", "generated"):
+            write_copy(src, generated, chunk=GEN_WRITE)
+            measure("as generated (a copy written 64 MiB per write(), as gen_flows.py writes, "
+                    "still cached)", generated, args, binary, loop, work, pmacct)
+            os.unlink(generated)  # 1.4 GB of page cache the next states do not need
+            pmacct = False  # once is enough: it is ~90x slower than us either way
+        if args.state in ("all", "disk"):
             from_disk(src)
             measure("read from disk (the file evicted, then read back)", src, args, binary,
                     loop, work, pmacct)
-            pmacct = False  # once is enough: it is ~90x slower than us either way
-        if args.state in ("both", "written"):
+            pmacct = False
+        if args.state in ("all", "written"):
             write_copy(src, written)
             measure("as written (a copy written 4 KiB per write(), still cached)", written,
                     args, binary, loop, work, pmacct)
@@ -416,8 +431,9 @@ def main():
             full_table(big, binary, work, args.full_rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if os.path.exists(written):
-            os.unlink(written)
+        for copy in (generated, written):
+            if os.path.exists(copy):
+                os.unlink(copy)
 
 
 if __name__ == "__main__":
