@@ -61,7 +61,7 @@ GEN = os.path.join(ROOT, "..", "shared", "tools", "gen_flows.py")
 BIG_PACKETS, BIG_FLOWS = 2_000_000, 1_000_000
 # ... and the flows a table holds in its full-table part.
 FULL_TABLE = 100_000
-# gen_flows.py writes its packets 200,000 records at a time (about 136 MB here); the "as
+# gen_flows.py writes its packets 100,000 at a time (tens of MB per write(); strace); the "as
 # generated" copy is written in pieces large enough to leave the same 2 MiB folios.
 GEN_WRITE = 64 << 20
 
